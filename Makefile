@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test bench venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/mammohybrid demo --out $(DEMO_OUT)
+
+test: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: venv
+	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/predict.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

@@ -1,0 +1,80 @@
+"""The Typer application, its global ``--debug`` flag and the options commands share.
+
+Commands live in the sibling modules (one per pipeline stage) and stay thin: they parse
+arguments, build the config and call the library. Heavy imports (TensorFlow) happen inside the
+commands so that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mammohybrid.config import Config, load_config
+
+app = typer.Typer(
+    name="mammohybrid",
+    help="Breast-mass classification in mammography after Boudouh & Bouakkaz (2023): "
+         "pre-processing, hybrid ResNet50V2 + EfficientNetB7 model, honest evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+ConfigOption = Annotated[
+    Optional[str],
+    typer.Option("--config", "-c", help="YAML config file or preset name "
+                                         "(see `mammohybrid config presets`)."),
+]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", metavar="KEY=VALUE",
+                 help="Override a config value, e.g. --set train.epochs=5 (repeatable)."),
+]
+
+
+def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Config:
+    """The config a command runs with: defaults <- file/preset <- --set overrides."""
+    return load_config(config, overrides or [])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: errors become one line on stderr and a non-zero exit code."""
+    import click
+
+    from mammohybrid.progress import console
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console.print("[red]interrupted[/red]")
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - the one place every error is turned into a line
+        if debug or _state["debug"]:
+            raise
+        message = str(error) or type(error).__name__
+        console.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True,
+                      soft_wrap=True)
+        console.print("(run with --debug for the full traceback)", style="dim")
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

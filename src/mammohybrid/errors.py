@@ -1,0 +1,25 @@
+"""Exceptions the command line turns into one clear line (``--debug`` shows the traceback)."""
+
+
+class MammohybridError(Exception):
+    """Base class of every error that is the user's to fix (bad input, bad config, missing file)."""
+
+
+class ConfigError(MammohybridError):
+    """A configuration value is unknown, out of range or inconsistent."""
+
+
+class ImageReadError(MammohybridError):
+    """An image file is missing, unreadable, corrupt or of an unsupported kind."""
+
+
+class ManifestError(MammohybridError):
+    """A manifest lacks required columns, holds invalid values, or leaks patients across splits."""
+
+
+class EmptyROIError(MammohybridError):
+    """The ROI threshold kept no pixel and the empty-mask policy is ``error``."""
+
+
+class WeightsUnavailableError(MammohybridError):
+    """Pretrained weights cannot be downloaded or loaded."""

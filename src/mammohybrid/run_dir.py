@@ -1,0 +1,74 @@
+"""The layout of a run directory: what ``train`` writes and ``evaluate``/``predict`` read.
+
+A run directory is a complete, self-describing pipeline: the trained model plus the exact
+configuration (pre-processing included) and the decision threshold chosen on validation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str]) -> RunDir:
+        return cls(Path(path))
+
+    @property
+    def config(self) -> Path:
+        """The resolved :class:`~mammohybrid.config.Config` (YAML)."""
+        return self.root / "config.yaml"
+
+    @property
+    def model(self) -> Path:
+        """The best model by validation AUC: the complete image -> probability Keras model."""
+        return self.root / "model.keras"
+
+    @property
+    def last_model(self) -> Path:
+        """The model after the last finished epoch."""
+        return self.root / "last.keras"
+
+    @property
+    def backup(self) -> Path:
+        """Per-epoch training state for ``--resume`` (weights, optimizer, epoch, RNG)."""
+        return self.root / "backup"
+
+    @property
+    def history(self) -> Path:
+        """Per-epoch loss, accuracy and AUC, train and val (CSV)."""
+        return self.root / "history.csv"
+
+    @property
+    def curves(self) -> Path:
+        """Training curves like the paper's Figs. 11-13 (PNG)."""
+        return self.root / "training_curves.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def threshold(self) -> Path:
+        """The decision threshold and how it was chosen on validation (JSON)."""
+        return self.root / "threshold.json"
+
+    @property
+    def info(self) -> Path:
+        """Package version, seed, timings, best epoch, manifest used (JSON)."""
+        return self.root / "run.json"
+
+    @property
+    def done(self) -> Path:
+        """Written last: its presence means the run finished."""
+        return self.root / "DONE"
+
+    def is_finished(self) -> bool:
+        return self.done.is_file() and self.model.is_file()
