@@ -147,8 +147,10 @@ class PreprocessConfig(_Section):
     steps: list[PreprocessStep] | None = None
     intensity: IntensityConfig = IntensityConfig()
     working_max_side: int | None = Field(
-        None, ge=64, le=8192,
-        description="downscale larger crops to this side before denoising (None: full size)")
+        512, ge=64, le=8192,
+        description="downscale larger crops to this side before denoising (None: full size; "
+                    "512 changes the 229-px output by < 0.5 grey level on average, see "
+                    "docs/preprocessing.md)")
     nlm: NLMConfig = NLMConfig()
     roi: ROIConfig = ROIConfig()
     median: MedianConfig = MedianConfig()
@@ -239,6 +241,15 @@ class TrainConfig(_Section):
         description="augmented copies per image in the frozen-backbone feature cache")
     distribute: bool = False
     mixed_precision: Literal["auto", "on", "off"] = "auto"
+    deterministic: bool = Field(
+        True, description="deterministic TensorFlow ops: same seed, same weights; exact "
+                          "--resume (switch off for speed on a GPU)")
+
+    @field_validator("feature_cache", "mixed_precision", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean: `feature_cache: off` arrives as False.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 # --------------------------------------------------------------------------- evaluation

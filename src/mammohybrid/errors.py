@@ -23,3 +23,11 @@ class EmptyROIError(MammohybridError):
 
 class WeightsUnavailableError(MammohybridError):
     """Pretrained weights cannot be downloaded or loaded."""
+
+
+class InvalidImageError(MammohybridError, ValueError):
+    """An image array has a shape, dtype or value range a processing step cannot handle."""
+
+
+class DatasetError(MammohybridError):
+    """A dataset to ingest is missing, laid out wrongly, or yields no usable image."""

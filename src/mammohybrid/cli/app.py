@@ -7,6 +7,7 @@ commands so that ``--help`` is instant.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 _state = {"debug": False}
@@ -46,6 +47,14 @@ SetOption = Annotated[
                  help="Override a config value, e.g. --set train.epochs=5 (repeatable)."),
 ]
 
+MlflowOption = Annotated[
+    Optional[str],
+    typer.Option("--mlflow", metavar="URI",
+                 help="Log parameters, per-epoch metrics and artefacts to MLflow at URI "
+                      "(file:/path/mlruns, a folder, sqlite:///mlflow.db, http://host:5000). "
+                      "Needs the optional extra: pip install 'mammohybrid[mlflow]'."),
+]
+
 
 def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Config:
     """The config a command runs with: defaults <- file/preset <- --set overrides."""
@@ -59,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     from mammohybrid.progress import console
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         result = app(args=argv, standalone_mode=False)
     except click.exceptions.Exit as exit_:

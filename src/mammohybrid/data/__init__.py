@@ -1,0 +1,10 @@
+"""Datasets -> manifests: ingest sources (CBIS-DDSM DICOM and JPEG, mini-MIAS, folders), the
+manifest contract, patient-level splits and the synthetic CBIS-DDSM.
+
+- :mod:`~mammohybrid.data.manifest`: the manifest CSV contract (read, write, leak check);
+- :mod:`~mammohybrid.data.ingest`: the source registry and ``run_ingest``;
+- :mod:`~mammohybrid.data.cbis_ddsm`, :mod:`~mammohybrid.data.mias`,
+  :mod:`~mammohybrid.data.folder`: the sources;
+- :mod:`~mammohybrid.data.splits`: train/val/test and folds that never leak;
+- :mod:`~mammohybrid.data.synth`: ``render_roi_crop`` and ``generate_cbis_ddsm``.
+"""

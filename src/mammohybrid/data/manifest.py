@@ -23,7 +23,7 @@ from mammohybrid.fileio import atomic_open
 REQUIRED_COLUMNS = ["image_path", "label", "patient_id", "split"]
 STANDARD_COLUMNS = ["image_path", "label", "pathology", "patient_id", "lesion_id", "split",
                     "dataset"]
-PATH_COLUMNS = ["image_path", "mask_path", "source_path"]
+PATH_COLUMNS = ["image_path", "mask_path", "source_path", "full_image_path"]
 SPLITS = ("train", "val", "test")
 # Identifier columns are text even when they look like numbers (MIAS patient 1 vs "0001").
 _TEXT_COLUMNS = {"patient_id", "lesion_id", "split", "dataset", "pathology", *PATH_COLUMNS}

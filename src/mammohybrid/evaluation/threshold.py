@@ -47,7 +47,9 @@ def select_threshold(labels: np.ndarray, probabilities: np.ndarray, config: Eval
         return ThresholdChoice(config.fixed_threshold, "fixed", "none",
                                f"{config.threshold} needs both classes on {split}; "
                                f"fell back to {config.fixed_threshold:g}")
-    fpr, tpr, thresholds = roc_curve(labels, probabilities)
+    # Every distinct score is a candidate: by default roc_curve drops points on straight segments
+    # of the curve, which would skip the highest threshold reaching a target sensitivity.
+    fpr, tpr, thresholds = roc_curve(labels, probabilities, drop_intermediate=False)
     # roc_curve's first threshold is +inf (nothing predicted positive): never a usable choice.
     fpr, tpr, thresholds = fpr[1:], tpr[1:], thresholds[1:]
     if config.threshold == "youden":

@@ -1,0 +1,37 @@
+"""Pre-processing (the paper's section "Pre-processing"): small array transforms, the named
+strategies that chain them, the batch command and QA figures.
+
+Every chain: to 8 bits -> [shrink to the working size] -> strategy steps -> resize. The paper's
+strategies ``median``, ``gaussian`` and ``wiener`` are NLM -> ROI (threshold 193) -> filter ->
+CLAHE; ``none`` only converts and resizes; ``custom`` takes ``preprocess.steps``.
+"""
+
+from mammohybrid.preprocess.base import Record, Transform
+from mammohybrid.preprocess.batch import BatchSummary, WorkerPool, run_batch, usable_rows
+from mammohybrid.preprocess.chain import (
+    STEPS,
+    Chain,
+    ProcessedImage,
+    build_chain,
+    preprocess_image,
+    preprocess_steps,
+    register_strategy,
+    strategy_names,
+    strategy_steps,
+)
+from mammohybrid.preprocess.contrast import CLAHE, adapthisteq
+from mammohybrid.preprocess.denoise import NLMDenoise, estimate_noise_sigma
+from mammohybrid.preprocess.filters import GaussianFilter, MedianFilter, WienerFilter, wiener2
+from mammohybrid.preprocess.geometry import LimitSize, Resize, ToRGB, to_model_input
+from mammohybrid.preprocess.intensity import ToUint8
+from mammohybrid.preprocess.qa import qa_figure, save_qa_figure, write_qa_figures
+from mammohybrid.preprocess.roi import ROIThreshold
+
+__all__ = [
+    "CLAHE", "STEPS", "BatchSummary", "Chain", "GaussianFilter", "LimitSize", "MedianFilter",
+    "NLMDenoise", "ProcessedImage", "ROIThreshold", "Record", "Resize", "ToRGB", "ToUint8",
+    "Transform", "WienerFilter", "WorkerPool", "adapthisteq", "build_chain",
+    "estimate_noise_sigma", "preprocess_image", "preprocess_steps", "qa_figure",
+    "register_strategy", "run_batch", "save_qa_figure", "strategy_names", "strategy_steps",
+    "to_model_input", "usable_rows", "wiener2", "write_qa_figures",
+]

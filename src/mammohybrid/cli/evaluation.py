@@ -1,0 +1,149 @@
+"""``mammohybrid evaluate``, ``grid``, ``cv`` and ``features``: evaluation and experiments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from mammohybrid.cli.app import MlflowOption, SetOption, app, resolve_config
+
+ManifestOption = Annotated[
+    Optional[Path],
+    typer.Option("--manifest", "-m", help="Manifest to use instead of the one in the config."),
+]
+
+
+def _metric_lines(metrics: dict[str, Any]) -> list[str]:
+    from mammohybrid.evaluation.metrics import METRIC_LABELS, METRIC_NAMES
+    from mammohybrid.evaluation.report import format_interval, format_metric
+
+    suffix = next((k[len("auc_"):] for k in metrics if k.startswith("auc_ci")), "ci95")
+    return [f"  {METRIC_LABELS[name]:<52} {format_metric(name, metrics.get(name)):>9}  "
+            f"[{format_interval(name, metrics.get(f'{name}_{suffix}'))}]"
+            for name in METRIC_NAMES]
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (from train).")],
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate: test, val or train.")]
+    = "test",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder "
+                                                "(default RUN_DIR/evaluation-SPLIT).")] = None,
+    manifest: ManifestOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Evaluate a run on one split: metrics with 95 % intervals, figures, report.html.
+
+    Writes predictions.csv, metrics.json (patient-bootstrap intervals), the confusion matrix,
+    the ROC curve, the training curves, a self-contained report.html and report.md.
+
+    The threshold is the one the run chose on validation; --set evaluate.threshold=youden
+    (or sensitivity) chooses a new one, again on validation, never on test.
+    """
+    from mammohybrid.evaluation.evaluate import evaluate_run
+
+    result = evaluate_run(run_dir, split, out, manifest, overrides)
+    metrics = result.metrics
+    typer.echo(f"{split}: n = {metrics['n']} images, {metrics['n_patients']} patients, "
+               f"threshold {metrics['threshold']:.4g} ({metrics['threshold_method']})")
+    for line in _metric_lines(metrics):
+        typer.echo(line)
+    typer.echo(f"report: {result.files['report_html']}")
+
+
+@app.command()
+def grid(
+    grid_file: Annotated[str, typer.Argument(
+        metavar="GRID", help="Grid YAML file, or the name of a shipped grid (table5).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
+    manifest: ManifestOption = None,
+    overrides: SetOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1,
+                                         help="Pre-processing worker processes.")] = 1,
+    mlflow: MlflowOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and exit.")] = False,
+) -> None:
+    """Run a grid of trainings (the paper's Table 5 by default), resumable.
+
+    Writes a Table-5-style summary with validation and test metrics side by side; the best row
+    is chosen on validation only.
+
+    Run the same command again to resume: finished cells are skipped, an interrupted one
+    resumes from its last epoch. --set applies to every cell (e.g. --set train.epochs=5).
+    """
+    from mammohybrid.evaluation.grid import load_grid, run_grid
+
+    spec = load_grid(grid_file, overrides or [], manifest)
+    if dry_run:
+        typer.echo(f"grid {spec.name}: {len(spec.cells)} cell(s)")
+        for cell in spec.cells:
+            values = ", ".join(f"{k}={v}" for k, v in cell.values.items())
+            typer.echo(f"  {cell.name}: {values}")
+        return
+    result = run_grid(spec, out, workers=workers, tracking_uri=mlflow)
+    typer.echo(result.summary_md.read_text(encoding="utf-8"))
+    typer.echo(f"summary: {result.summary_csv}")
+    if result.best_report is not None:
+        typer.echo(f"best run's report (chosen on validation): {result.best_report}")
+    if result.failed:
+        names = ", ".join(c.cell.name for c in result.failed)
+        typer.echo(f"{len(result.failed)} cell(s) failed: {names} (see RUN/grid_error.txt)",
+                   err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def cv(
+    config: Annotated[str, typer.Argument(
+        metavar="CONFIG", help="Config YAML or preset (its data.manifest is used).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
+    folds: Annotated[Optional[int], typer.Option("--folds", "-k", min=2,
+                                                 help="Folds (default data.n_folds).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", "-r", min=1,
+                                         help="Repeats with new fold assignments.")] = 1,
+    manifest: ManifestOption = None,
+    exclude_test: Annotated[bool, typer.Option(
+        "--exclude-test", help="Leave the manifest's test split out of the folds entirely.")]
+    = False,
+    overrides: SetOption = None,
+    mlflow: MlflowOption = None,
+) -> None:
+    """Stratified, patient-grouped K-fold cross-validation, repeated R times, resumable.
+
+    Writes per-fold metrics, mean ± std, the pooled out-of-fold ROC and OUT/cv_summary.json.
+    Validation for model selection and the threshold comes from the training folds only.
+    """
+    from mammohybrid.evaluation.cv import run_cv
+    from mammohybrid.evaluation.metrics import METRIC_NAMES
+
+    resolved = resolve_config(config, overrides)
+    result = run_cv(resolved, out, folds or resolved.data.n_folds, repeats, manifest,
+                    exclude_test, tracking_uri=mlflow)
+    summary = result.summary
+    typer.echo(f"{summary['n_runs']} fold run(s) ({summary['n_folds']} folds x "
+               f"{summary['n_repeats']} repeats)")
+    for name in METRIC_NAMES:
+        mean, std = summary[f"{name}_mean"], summary[f"{name}_std"]
+        typer.echo(f"  {name:<16} mean {'n/a' if mean is None else f'{mean:.3f}':>6}  "
+                   f"std {'n/a' if std is None else f'{std:.3f}':>6}")
+    typer.echo(f"summary: {result.files['summary']}")
+
+
+@app.command()
+def features(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    manifest: Annotated[Path, typer.Argument(help="Manifest of the (pre-processed) images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz file.")],
+) -> None:
+    """Save the pooled feature vector of every image of MANIFEST (.npz).
+
+    The vector is the concatenated, globally pooled backbone features; arrays image_path and X
+    (+ label, patient_id, split when the manifest has them).
+    """
+    from mammohybrid.evaluation.features import extract_features
+
+    path = extract_features(run_dir, manifest, out)
+    typer.echo(f"features: {path}")

@@ -1,0 +1,84 @@
+"""``mammohybrid predict``: a finished run directory on new ROI crops (a thin layer over
+:class:`mammohybrid.inference.Predictor`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mammohybrid.cli.app import app
+from mammohybrid.cli.preprocess import EXIT_SOME_FAILED, _default_workers
+
+# How many failed inputs the summary names (all are in the CSV's 'error' column).
+SHOWN_FAILURES = 5
+
+
+@app.command("predict")
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (from train).")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="ROI crops (DICOM, PNG, JPEG, PGM, TIFF; 8 or 16 bit) or folders of them "
+             "(searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions CSV to write.")],
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", min=1, help="Images per model call (default: the run's "
+                                    "train.batch_size).")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-j", min=0, help="Processes that decode and pre-process ahead of the "
+                                       "model (default: all CPUs; 0: none, in turn with the "
+                                       "model).")] = _default_workers(),
+    gradcam: Annotated[Optional[Path], typer.Option(
+        "--gradcam", metavar="DIR", help="Write Grad-CAM overlays (one per backbone branch "
+                                         "and one combined) to DIR.")] = None,
+    filters: Annotated[Optional[str], typer.Option(
+        "--filters", metavar="LIST", help="Test-time filter ensemble: comma-separated "
+                                          "pre-processing strategies (e.g. median,wiener) whose "
+                                          "probabilities are averaged; each is reported "
+                                          "too.")] = None,
+) -> None:
+    """Predict the malignancy of ROI crops with a trained run: the run's own
+    pre-processing, model and decision threshold (chosen on validation).
+
+    Writes one CSV row per image: path, probability, label, prediction,
+    threshold, kept_fraction, roi_empty, warnings, error. Unreadable or
+    invalid files get a row with their error, the others are still
+    predicted, and the exit status is then 3.
+    """
+    from mammohybrid.config import save_config
+    from mammohybrid.fileio import atomic_open
+    from mammohybrid.inference import Predictor, parse_strategies
+
+    strategies = parse_strategies(filters)
+    started = time.perf_counter()
+    with Predictor.from_run(run_dir, strategies) as predictor:
+        frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
+                                        gradcam_dir=gradcam)
+    with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
+        frame.to_csv(handle, index=False)
+    save_config(predictor.config, out.with_name(out.stem + ".config.yaml"))
+
+    failed = frame[frame["error"] != ""]
+    predicted = frame[frame["error"] == ""]
+    malignant = int((predicted["label"] == 1).sum())
+    threshold = predictor.threshold
+    typer.echo(f"predicted {len(predicted)} of {len(frame)} image(s) in "
+               f"{time.perf_counter() - started:.1f} s: {malignant} malignant, "
+               f"{len(predicted) - malignant} benign at threshold {threshold.value:.4g} "
+               f"({threshold.method}); {int(predicted['roi_empty'].sum())} with an empty ROI; "
+               + (f"{len(failed)} FAILED (column 'error')" if len(failed) else "none failed"))
+    for error in failed["error"].head(SHOWN_FAILURES):
+        typer.echo(f"  failed: {error}")
+    if len(failed) > SHOWN_FAILURES:
+        typer.echo(f"  ... and {len(failed) - SHOWN_FAILURES} more")
+    if not predictor.ensemble.is_training_strategy:
+        typer.echo(f"note: probabilities averaged over {', '.join(predictor.strategies)}; the "
+                   f"threshold was chosen on validation for '{predictor.config.preprocess.strategy}'"
+                   " alone")
+    typer.echo(f"predictions: {out}")
+    if gradcam is not None:
+        typer.echo(f"Grad-CAM overlays: {gradcam}")
+    if len(failed):
+        raise typer.Exit(code=EXIT_SOME_FAILED)

@@ -1,0 +1,53 @@
+"""``mammohybrid preprocess``: pre-process every image of a manifest (a thin layer over
+:func:`mammohybrid.preprocess.run_batch`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mammohybrid.cli.app import ConfigOption, SetOption, app, resolve_config
+
+# Exit status of a run that finished but could not process some images (1 = fatal error).
+EXIT_SOME_FAILED = 3
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@app.command("preprocess")
+def preprocess(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV (image_path, label, patient_id, "
+                                                   "split).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: images/, "
+                                                          "manifest.csv, config.yaml, qa/.")],
+    strategy: Annotated[Optional[str], typer.Option(
+        help="median, gaussian or wiener (the paper's chains), none, or custom "
+             "(steps from preprocess.steps). Default: preprocess.strategy of the config.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (default: all CPUs).")]
+    = _default_workers(),
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    qa: Annotated[int, typer.Option("--qa", min=0, help="Write QA figures (every step, "
+                                                        "histograms before/after NLM) for this "
+                                                        "many images to OUT/qa.")] = 0,
+) -> None:
+    """Pre-process every image of MANIFEST into OUT (resumable: a rerun does only what is
+    missing). Images that fail get status=error in OUT/manifest.csv and the run goes on; the
+    exit status is then 3."""
+    from mammohybrid.preprocess.batch import run_batch
+
+    settings = [*(overrides or []), *([f"preprocess.strategy={strategy}"] if strategy else [])]
+    summary = run_batch(manifest, out, resolve_config(config, settings), workers=workers, qa=qa)
+    for line in summary.lines():
+        typer.echo(line)
+    typer.echo(f"pre-processed manifest: {summary.manifest_path}")
+    if summary.failed:
+        raise typer.Exit(code=EXIT_SOME_FAILED)

@@ -1,0 +1,178 @@
+"""Plain folders or a user CSV -> manifest rows.
+
+Accepted layouts (class and split folder names are case-insensitive):
+
+- ``ROOT/benign/*``, ``ROOT/malignant/*`` (also ``benign_without_callback/``);
+- ``ROOT/<split>/<class>/*`` with split ``train``, ``val`` (``valid``, ``validation``) or
+  ``test``: splits given this way are kept, missing ones are carved from train;
+- a CSV file given as ROOT, with a path column (``image_path``, ``path``, ``file``,
+  ``filename`` or ``image``), a label column (``label``, ``class`` or ``pathology``: 0/1,
+  benign/malignant, B/M) and a patient column (``patient_id`` or ``patient``); optional
+  ``split`` and ``lesion_id``. Paths are relative to the CSV's folder.
+
+Patients: in the folder layouts, images in a sub-folder of a class folder
+(``ROOT/benign/<patient>/x.png``) belong to that patient; an image directly in a class folder
+is its own patient (the summary says how many), which is only right if every image comes from
+a different woman.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mammohybrid.config import DataConfig
+from mammohybrid.data.ingest import (
+    BAD_VALUE,
+    DUPLICATE_ROW,
+    MISSING_FILE,
+    MISSING_VALUE,
+    UNREADABLE_IMAGE,
+    IngestResult,
+    RowProblem,
+    register_source,
+    safe_join,
+)
+from mammohybrid.errors import DatasetError, ImageReadError
+from mammohybrid.imaging import IMAGE_SUFFIXES, read_image
+from mammohybrid.progress import track
+
+DATASET = "folder"
+CLASS_FOLDERS = {"benign": "BENIGN", "malignant": "MALIGNANT",
+                 "benign_without_callback": "BENIGN_WITHOUT_CALLBACK"}
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
+# Accepted names of the user CSV's columns, in order of preference.
+CSV_ALIASES = {
+    "image_path": ("image_path", "path", "file", "filename", "image"),
+    "label": ("label", "class", "pathology"),
+    "patient_id": ("patient_id", "patient"),
+    "split": ("split",),
+    "lesion_id": ("lesion_id", "lesion"),
+}
+REQUIRED = ("image_path", "label", "patient_id")
+
+
+@register_source("folder", "class folders (ROOT/benign, ROOT/malignant, optionally under "
+                           "ROOT/<split>/) or a CSV with path, label and patient columns")
+def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None) -> IngestResult:
+    """A folder layout or a user CSV (see the module doc) -> manifest rows."""
+    result = IngestResult(dataset=DATASET)
+    if root.is_file():
+        entries = _entries_from_csv(root, result)
+    else:
+        entries = _entries_from_folders(root, result)
+    rows = []
+    for entry in track(entries, "checking images"):
+        where = {"source": entry.pop("source"), "row": entry.pop("row")}
+        try:
+            path = safe_join(entry.pop("root"), entry.pop("path"))
+            if not path.is_file():
+                raise RowProblem(MISSING_FILE, f"{path}: no such file", path)
+            image = read_image(path)
+        except RowProblem as problem:
+            result.error(problem.kind, problem.message, path=problem.path, **where)
+            continue
+        except ImageReadError as error:
+            result.error(UNREADABLE_IMAGE, str(error), path=path, **where)
+            continue
+        label = result.label_for(entry["pathology"], config, path=path, **where)
+        if label is None:
+            continue
+        rows.append({"image_path": str(path), "label": label, **entry, "dataset": DATASET,
+                     "height": image.shape[0], "width": image.shape[1]})
+    result.count("images ingested", len(rows))
+    result.frame = pd.DataFrame.from_records(rows)
+    return result
+
+
+def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, object]]:
+    """One entry per image file in the class folders (directly under ROOT or under splits)."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    children = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    if any(name in CLASS_FOLDERS for name in children):
+        layout = [(None, root)]
+    else:
+        layout = [(SPLIT_NAMES[name], path) for name, path in sorted(children.items())
+                  if name in SPLIT_NAMES]
+    if not layout:
+        raise DatasetError(f"{root}: expected class folders ({', '.join(CLASS_FOLDERS)}), "
+                           f"optionally inside split folders (train, val, test), or a CSV file")
+    entries = []
+    loose = 0
+    for split, base in layout:
+        for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            pathology = CLASS_FOLDERS.get(class_dir.name.lower())
+            if pathology is None:
+                result.note(f"ignored folder {class_dir} (not a class name)")
+                continue
+            for file in sorted(class_dir.rglob("*")):
+                if not file.is_file() or file.name.startswith("."):
+                    continue
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    result.count("skipped: files that are not images")
+                    continue
+                relative = file.relative_to(class_dir)
+                if len(relative.parts) > 1:
+                    patient = relative.parts[0]
+                else:
+                    patient, loose = file.stem, loose + 1
+                entries.append({"root": root, "path": str(file.relative_to(root)),
+                                "source": class_dir, "row": None, "pathology": pathology,
+                                "patient_id": patient, "split": split,
+                                "lesion_id": relative.with_suffix("").as_posix()})
+    if loose:
+        result.note(f"{loose} image(s) lie directly in a class folder: each is counted as its "
+                    "own patient (put one patient's images in a sub-folder to group them)")
+    if all(entry["split"] is None for entry in entries):
+        for entry in entries:
+            del entry["split"]
+    return entries
+
+
+def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object]]:
+    """One entry per row of a user CSV (see the module doc for its columns)."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: not a readable CSV ({error})") from None
+    lower = {c.strip().lower(): c for c in table.columns}
+    columns = {}
+    for name, aliases in CSV_ALIASES.items():
+        found = next((lower[a] for a in aliases if a in lower), None)
+        if found is not None:
+            columns[name] = found
+    missing = [f"{name} (one of {', '.join(CSV_ALIASES[name])})" for name in REQUIRED
+               if name not in columns]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {'; '.join(missing)}")
+    entries = []
+    seen: set[str] = set()
+    for number, row in enumerate(table.to_dict("records"), start=1):
+        where = {"source": path, "row": number}
+        values = {name: str(row[column]).strip() for name, column in columns.items()}
+        empty = [name for name in REQUIRED if not values[name]]
+        if empty:
+            result.error(MISSING_VALUE, f"empty value(s) in {', '.join(empty)}", **where)
+            continue
+        if values["image_path"] in seen:
+            result.error(DUPLICATE_ROW, f"duplicate path {values['image_path']} (first kept)",
+                         path=values["image_path"], **where)
+            continue
+        seen.add(values["image_path"])
+        entry: dict[str, object] = {"root": path.parent, "path": values["image_path"], **where,
+                                    "pathology": values["label"],
+                                    "patient_id": values["patient_id"],
+                                    "lesion_id": values.get("lesion_id") or
+                                    Path(values["image_path"]).with_suffix("").as_posix()}
+        if "split" in values:
+            split = SPLIT_NAMES.get(values["split"].lower())
+            if split is None:
+                result.error(BAD_VALUE, f"unknown split '{values['split']}' (expected train, "
+                             "val or test)", **where)
+                continue
+            entry["split"] = split
+        entries.append(entry)
+    return entries

@@ -1,0 +1,209 @@
+"""``mammohybrid cv``: stratified, patient-grouped K-fold cross-validation, repeated R times, for
+datasets too small for a fixed split (mini-MIAS has about 120 lesions).
+
+For repeat r and fold k:
+
+- the patients are dealt into K folds, stratified by patient class
+  (:func:`mammohybrid.data.splits.assign_folds`, seeded by ``data.split_seed + r``);
+- fold k is the held-out fold (``split = test`` in the fold's manifest);
+- the validation split used for early model selection (best epoch by validation AUC) and for the
+  threshold is carved, by patient and stratified, out of the *training folds only*
+  (``data.val_fraction``), so nothing about the held-out fold is used before it is predicted.
+
+Output: ``OUT/r<r>/f<k>/`` (``manifest.csv`` of the fold, ``run/`` its run directory,
+``predictions.csv``, ``metrics.json``), ``OUT/oof_predictions.csv`` (every out-of-fold
+prediction), ``OUT/cv_folds.csv``, ``OUT/cv_roc.png`` (pooled out-of-fold ROC per repeat),
+``OUT/cv_summary.json`` and ``OUT/config.yaml``. Finished folds are skipped when the command is
+run again; an interrupted fold resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mammohybrid.config import Config, save_config
+from mammohybrid.data.manifest import read_manifest, write_manifest
+from mammohybrid.data.splits import assign_folds, patient_strata, sample_patients
+from mammohybrid.errors import ConfigError
+from mammohybrid.evaluation.bootstrap import bootstrap_intervals
+from mammohybrid.evaluation.evaluate import (
+    RunPredictor,
+    choose_threshold,
+    metrics_report,
+    predictions_frame,
+    release_models,
+    run_manifest,
+)
+from mammohybrid.evaluation.metrics import METRIC_NAMES, mean_and_std, weighted_auc
+from mammohybrid.evaluation.plots import RocInput, plot_roc
+from mammohybrid.fileio import atomic_open, atomic_write_json
+from mammohybrid.preprocess import usable_rows
+from mammohybrid.progress import console
+from mammohybrid.run_dir import RunDir
+from mammohybrid.tracking import Tracker, ensure_trained, open_tracker
+
+
+@dataclass(frozen=True)
+class CVResult:
+    out_dir: Path
+    summary: dict[str, Any]
+    files: dict[str, Path]
+
+
+def fold_manifests(frame: pd.DataFrame, folds: int, repeat: int, config: Config) -> list[
+        pd.DataFrame]:
+    """The K fold manifests of one repeat: ``split`` = test (held-out fold), val (carved from
+    the training folds' patients) or train; column ``cv_fold`` records the fold of each row."""
+    development = frame.assign(split="train")
+    rng = np.random.default_rng(config.data.split_seed + repeat)
+    fold_of_row = assign_folds(development, folds, rng).to_numpy()
+    manifests = []
+    for fold in range(folds):
+        held_out = fold_of_row == fold
+        training = development[~held_out]
+        val_patients = sample_patients(patient_strata(training), config.data.val_fraction, rng)
+        split = np.where(held_out, "test",
+                         np.where(development["patient_id"].isin(val_patients), "val", "train"))
+        manifests.append(development.assign(split=split, cv_fold=fold_of_row))
+    return manifests
+
+
+def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repeats: int = 1,
+           manifest: str | os.PathLike[str] | None = None, exclude_test: bool = False,
+           tracking_uri: str | None = None, callbacks: Sequence[Any] = ()) -> CVResult:
+    """Run (or resume) K x R fold trainings and summarise them (see module doc).
+
+    ``manifest`` defaults to ``data.manifest`` (a pre-processed manifest). All its rows take part
+    unless ``exclude_test``, which leaves the rows of its ``test`` split out entirely (kept for a
+    final, untouched evaluation).
+    """
+    if folds < 2:
+        raise ConfigError(f"--folds must be at least 2, got {folds}")
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+    manifest_path = run_manifest(config, manifest)
+    frame = usable_rows(read_manifest(manifest_path, require_split=False))
+    if exclude_test and "split" in frame.columns:
+        frame = frame[frame["split"] != "test"].reset_index(drop=True)
+    n_patients = frame["patient_id"].nunique()
+    if n_patients < folds:
+        raise ConfigError(f"{manifest_path}: {n_patients} patients cannot fill {folds} folds")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+
+    fold_rows: list[dict[str, Any]] = []
+    oof: list[pd.DataFrame] = []
+    with open_tracker(tracking_uri, run_name=f"cv {folds}x{repeats}") as parent:
+        for repeat in range(repeats):
+            manifests = fold_manifests(frame, folds, repeat, config)
+            for fold, fold_frame in enumerate(manifests):
+                folder = out / f"r{repeat}" / f"f{fold}"
+                console.print(f"[bold]cv repeat {repeat + 1}/{repeats}, fold {fold + 1}/{folds}"
+                              "[/bold]")
+                try:
+                    predictions, metrics = _run_fold(folder, fold_frame, config, callbacks,
+                                                     tracking_uri, parent)
+                finally:
+                    release_models()
+                fold_rows.append({"repeat": repeat, "fold": fold, **metrics})
+                oof.append(predictions.assign(repeat=repeat, fold=fold))
+        summary, files = _summarise(out, fold_rows, pd.concat(oof, ignore_index=True), folds,
+                                    repeats, config, manifest_path, exclude_test)
+        if parent:
+            parent.log_metrics({k: v for k, v in summary.items() if k.endswith(("_mean", "_std"))})
+            for path in files.values():
+                parent.log_artifact(path)
+    return CVResult(out, summary, files)
+
+
+def _run_fold(folder: Path, fold_frame: pd.DataFrame, config: Config,
+              callbacks: Sequence[Any], tracking_uri: str | None,
+              parent: Tracker | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Train (or resume) one fold and return its out-of-fold predictions and metrics."""
+
+    manifest_path = folder / "manifest.csv"
+    if not manifest_path.is_file():  # kept once written: a resumed fold sees the same split
+        write_manifest(fold_frame, manifest_path)
+    fold_config = config.model_copy(deep=True)
+    fold_config.data.manifest = manifest_path
+    run = RunDir.at(folder / "run")
+    with open_tracker(tracking_uri, run_name=folder.relative_to(folder.parent.parent).as_posix(),
+                      parent=parent) as tracker:
+        ensure_trained(tracker, fold_config, run, callbacks)
+        predictions, metrics = _fold_evaluation(folder, run, fold_config)
+        if tracker:
+            tracker.log_metrics(metrics, prefix="eval_test_")
+    return predictions, metrics
+
+
+def _fold_evaluation(folder: Path, run: RunDir,
+                     config: Config) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions and metrics of a fold's held-out rows, cached in the fold's folder (redone
+    when the fold's model is newer than the cache)."""
+    metrics_path, predictions_path = folder / "metrics.json", folder / "predictions.csv"
+    if metrics_path.is_file() and metrics_path.stat().st_mtime >= run.model.stat().st_mtime:
+        return (pd.read_csv(predictions_path, dtype={"patient": str}),
+                json.loads(metrics_path.read_text(encoding="utf-8")))
+    frame = usable_rows(read_manifest(config.data.manifest))
+    predict = RunPredictor(run, config)
+    threshold = choose_threshold(run, config, frame, predict)
+    held_out = frame[frame["split"] == "test"]
+    predictions = predictions_frame(held_out, predict(held_out), threshold.value)
+    metrics = metrics_report(predictions, threshold, config.evaluate, config.seed, "test")
+    with atomic_open(predictions_path, "w", newline="", encoding="utf-8") as handle:
+        predictions.to_csv(handle, index=False)
+    atomic_write_json(metrics_path, metrics)
+    return predictions, metrics
+
+
+def _summarise(out: Path, fold_rows: list[dict[str, Any]], oof: pd.DataFrame, folds: int,
+               repeats: int, config: Config, manifest_path: Path,
+               exclude_test: bool) -> tuple[dict[str, Any], dict[str, Path]]:
+    files = {"oof_predictions": out / "oof_predictions.csv", "folds": out / "cv_folds.csv",
+             "roc": out / "cv_roc.png", "summary": out / "cv_summary.json"}
+    with atomic_open(files["oof_predictions"], "w", newline="", encoding="utf-8") as handle:
+        oof.to_csv(handle, index=False)
+    per_fold = [{key: row.get(key) for key in
+                 ("repeat", "fold", *METRIC_NAMES, "threshold", "threshold_method", "n",
+                  "n_malignant", "n_benign", "n_patients")} for row in fold_rows]
+    with atomic_open(files["folds"], "w", newline="", encoding="utf-8") as handle:
+        pd.DataFrame(per_fold).to_csv(handle, index=False)
+    pooled, curves = [], []
+    for repeat, group in oof.groupby("repeat"):
+        labels, scores = group["label"].to_numpy(), group["probability"].to_numpy()
+        intervals = bootstrap_intervals(labels, scores, group["patient"].to_numpy(), 0.5,
+                                        config.evaluate.bootstrap_samples,
+                                        config.evaluate.ci_level, config.seed)
+        auc = float(weighted_auc(labels, scores))
+        pooled.append({"repeat": int(repeat), "n": int(len(group)),
+                       "auc": None if np.isnan(auc) else auc,
+                       f"auc_{intervals.key_suffix}": intervals.to_dict()[
+                           f"auc_{intervals.key_suffix}"]})
+        curves.append(RocInput(f"repeat {repeat + 1}, pooled out-of-fold", labels, scores))
+    plot_roc(curves, files["roc"], title=f"Pooled out-of-fold ROC ({folds}-fold x {repeats})")
+    summary = {
+        "n_folds": folds, "n_repeats": repeats, "n_runs": len(fold_rows),
+        **mean_and_std(per_fold),
+        "folds": per_fold,
+        "pooled_out_of_fold": pooled,
+        "manifest": str(manifest_path),
+        "rows": "train+val only (test split excluded)" if exclude_test else "all rows",
+        "n_images": int(oof.groupby("repeat").size().iloc[0]),
+        "n_patients": int(oof["patient"].nunique()),
+        "method": ("stratified patient-grouped K-fold (data.splits.assign_folds, seed "
+                   f"data.split_seed + repeat = {config.data.split_seed} + r); validation for "
+                   f"model selection and threshold carved from the training folds' patients "
+                   f"(data.val_fraction = {config.data.val_fraction}); std is the sample std "
+                   "(ddof 1) over all folds of all repeats"),
+    }
+    atomic_write_json(files["summary"], summary)
+    return summary, files

@@ -1,0 +1,280 @@
+"""``mammohybrid evaluate``: a trained run directory -> predictions, metrics with patient-level
+bootstrap intervals, figures and a report, for one split (test by default).
+
+Honest by construction: the model is the run's best epoch by *validation* AUC and the decision
+threshold is the one chosen on *validation* when training ended (``threshold.json``); nothing
+here looks at the evaluated split's labels before predicting it. When the evaluation settings
+ask for another threshold rule than the run used, it is chosen again, on the validation split.
+
+The pieces are reusable: :func:`metrics_report` (predictions -> ``metrics.json`` content),
+:func:`write_evaluation` (predictions + metrics -> every artefact), :func:`evaluate_run` (all of
+it from a run directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mammohybrid.config import Config, EvaluateConfig, load_config, save_config, with_overrides
+from mammohybrid.data.manifest import SPLITS, read_manifest
+from mammohybrid.errors import ConfigError, MammohybridError, ManifestError
+from mammohybrid.evaluation.bootstrap import bootstrap_intervals
+from mammohybrid.evaluation.metrics import (
+    PAPER_EQ6_NOTE,
+    Confusion,
+    compute_metrics,
+    predict_labels,
+)
+from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_roc
+from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
+from mammohybrid.evaluation.threshold import ThresholdChoice, select_threshold
+from mammohybrid.fileio import atomic_open, atomic_write_json
+from mammohybrid.preprocess import usable_rows
+from mammohybrid.run_dir import RunDir
+
+PREDICTION_COLUMNS = ["image", "patient", "label", "probability", "predicted", "split"]
+
+SPLIT_NOTES = {
+    "test": "Test split, touched only here: the model (best epoch by validation AUC) and the "
+            "decision threshold were chosen on the validation split.",
+    "val": "Validation split: the model's best epoch (and the threshold, unless fixed) were "
+           "chosen on it, so these figures are optimistic. Report test figures.",
+    "train": "Training split: the model was fitted on it; these figures say nothing about "
+             "generalisation.",
+}
+
+
+class RunNotFinishedError(MammohybridError):
+    """The run directory has no finished model to evaluate."""
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What :func:`evaluate_run` wrote, and the metrics (``metrics.json`` content)."""
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    files: dict[str, Path]
+
+
+# --------------------------------------------------------------------------- pure parts
+def predictions_frame(frame: pd.DataFrame, probabilities: np.ndarray,
+                      threshold: float) -> pd.DataFrame:
+    """The ``predictions.csv`` table for manifest rows ``frame`` and their probabilities."""
+    probabilities = np.asarray(probabilities, dtype=float).reshape(-1)
+    if len(probabilities) != len(frame):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(frame)} manifest rows")
+    return pd.DataFrame({
+        "image": frame["image_path"].to_numpy(),
+        "patient": frame["patient_id"].astype(str).to_numpy(),
+        "label": frame["label"].astype(int).to_numpy(),
+        "probability": probabilities,
+        "predicted": predict_labels(probabilities, threshold),
+        "split": (frame["split"].to_numpy() if "split" in frame.columns else ""),
+    })
+
+
+def metrics_report(predictions: pd.DataFrame, threshold: ThresholdChoice,
+                   evaluate: EvaluateConfig, seed: int, split: str) -> dict[str, Any]:
+    """The content of ``metrics.json``: every metric at the threshold, its bootstrap interval
+    (patients resampled), the threshold and how it was chosen, and the counts."""
+    labels = predictions["label"].to_numpy()
+    probabilities = predictions["probability"].to_numpy()
+    patients = predictions["patient"].to_numpy()
+    point = compute_metrics(labels, probabilities, threshold.value)
+    intervals = bootstrap_intervals(labels, probabilities, patients, threshold.value,
+                                    evaluate.bootstrap_samples, evaluate.ci_level, seed)
+    return {
+        "split": split,
+        **point.to_dict(),
+        "n_patients": int(pd.unique(patients).size),
+        "threshold_method": threshold.method,
+        "threshold_split": threshold.split,
+        "threshold_detail": threshold.detail,
+        **intervals.to_dict(),
+        "paper_eq6_note": PAPER_EQ6_NOTE,
+    }
+
+
+def write_evaluation(out_dir: str | os.PathLike[str], predictions: pd.DataFrame,
+                     metrics: dict[str, Any], config: Config, *,
+                     dataset: DatasetSummary | None = None,
+                     training_curves: Path | None = None,
+                     run_info: dict[str, Any] | None = None,
+                     title: str = "mammohybrid evaluation",
+                     subtitle: str = "",
+                     sections: Sequence[ReportSection] = ()) -> dict[str, Path]:
+    """Write every artefact of an evaluation into ``out_dir`` and return their paths:
+    ``predictions.csv``, ``metrics.json``, ``confusion_matrix.png``, ``roc_curve.png``,
+    ``training_curves.png`` (copied, when given), ``config.yaml``, ``report.html``,
+    ``report.md``. Used by ``evaluate``, the grid's best run and the demo."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    split = metrics.get("split", "")
+    files = {"predictions": out / "predictions.csv", "metrics": out / "metrics.json",
+             "config": out / "config.yaml"}
+    with atomic_open(files["predictions"], "w", newline="", encoding="utf-8") as handle:
+        predictions.to_csv(handle, index=False)
+    atomic_write_json(files["metrics"], metrics)
+    save_config(config, files["config"])
+    matrix = metrics["confusion_matrix"]
+    files["confusion_matrix"] = plot_confusion_matrix(
+        Confusion(**matrix), out / "confusion_matrix.png",
+        title=f"Confusion matrix ({split}, threshold {metrics['threshold']:.3g})")
+    files["roc_curve"] = plot_roc(
+        [RocInput(split or "predictions", predictions["label"].to_numpy(),
+                  predictions["probability"].to_numpy(), metrics["threshold"])],
+        out / "roc_curve.png", title=f"ROC curve ({split})")
+    figures = [("Confusion matrix (rows: true class; percentages of the true class)",
+                files["confusion_matrix"]),
+               ("ROC curve with AUC; the dot is the operating point at the threshold",
+                files["roc_curve"])]
+    if training_curves is not None and Path(training_curves).is_file():
+        files["training_curves"] = out / "training_curves.png"
+        if Path(training_curves).resolve() != files["training_curves"].resolve():
+            shutil.copyfile(training_curves, files["training_curves"])
+        figures.append(("Training curves (training and validation, per epoch)",
+                        files["training_curves"]))
+    report = Report(title=title, subtitle=subtitle, metrics=metrics, config=config,
+                    dataset=dataset, figures=figures,
+                    notes=[SPLIT_NOTES[split]] if split in SPLIT_NOTES else [],
+                    run_info=run_info, sections=sections)
+    files["report_html"], files["report_md"] = write_report(report, out)
+    return files
+
+
+# --------------------------------------------------------------------------- run directories
+def load_run_config(run: RunDir) -> Config:
+    if not run.config.is_file():
+        raise RunNotFinishedError(f"{run.root}: not a run directory (no config.yaml)")
+    return load_config(run.config)
+
+
+def read_threshold(run: RunDir) -> ThresholdChoice | None:
+    """The threshold the run chose on validation (``threshold.json``), if it wrote one."""
+    if not run.threshold.is_file():
+        return None
+    data = json.loads(run.threshold.read_text(encoding="utf-8"))
+    return ThresholdChoice(value=float(data["value"]), method=str(data["method"]),
+                           split=str(data["split"]), detail=str(data.get("detail", "")))
+
+
+def _threshold_settings(evaluate: EvaluateConfig) -> tuple[Any, ...]:
+    return evaluate.threshold, evaluate.fixed_threshold, evaluate.target_sensitivity
+
+
+def run_manifest(config: Config, manifest: str | os.PathLike[str] | None = None) -> Path:
+    """The manifest a run was trained on (``data.manifest``), or ``manifest`` when given."""
+    path = manifest if manifest is not None else config.data.manifest
+    if path is None:
+        raise ManifestError("no manifest: the run's config has no data.manifest; pass --manifest")
+    return Path(path)
+
+
+def check_same_preprocess(config: Config, manifest: Path) -> None:
+    """Refuse a manifest whose images were pre-processed otherwise than the run's training
+    images (the ``config.yaml`` a pre-processed dataset keeps beside its manifest)."""
+    saved = manifest.parent / "config.yaml"
+    if not saved.is_file():
+        return
+    theirs = load_config(saved).preprocess
+    if theirs != config.preprocess:
+        mine, other = config.preprocess.model_dump(), theirs.model_dump()
+        keys = sorted(k for k in mine if mine[k] != other.get(k))
+        raise ConfigError(f"{manifest}: its images were pre-processed with other settings than "
+                          f"the run's ({', '.join(f'preprocess.{k}' for k in keys)} differ from "
+                          f"{saved}); pre-process it with the run's config first")
+
+
+class RunPredictor:
+    """A finished run's model, loaded once, predicting manifest rows (lazy TensorFlow)."""
+
+    def __init__(self, run: RunDir, config: Config):
+        if not run.is_finished():
+            raise RunNotFinishedError(f"{run.root}: the run has not finished (no DONE or "
+                                      "model.keras); finish or resume training first")
+        from mammohybrid.models import load_model
+
+        self.config = config
+        self.model = load_model(run.model)
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        from mammohybrid.training import predict_manifest
+
+        if len(frame) == 0:
+            return np.empty(0)
+        return np.asarray(predict_manifest(self.model, frame, self.config), float).reshape(-1)
+
+
+def release_models() -> None:
+    """Free the Keras graphs and models of a finished training or evaluation, so that a grid or
+    a cross-validation running dozens of them in one process does not accumulate memory."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def choose_threshold(run: RunDir, config: Config, frame: pd.DataFrame,
+                     predict: Callable[[pd.DataFrame], np.ndarray]) -> ThresholdChoice:
+    """The run's validation threshold, or a new one chosen on validation when the evaluation
+    settings ask for another rule than the run used. ``predict`` is only ever given the
+    validation rows of ``frame``."""
+    stored = read_threshold(run)
+    trained_with = load_run_config(run).evaluate
+    if stored is not None and _threshold_settings(trained_with) == _threshold_settings(
+            config.evaluate):
+        return stored
+    if config.evaluate.threshold == "fixed":
+        return select_threshold(np.empty(0), np.empty(0), config.evaluate)
+    val = frame[frame["split"] == "val"]
+    return select_threshold(val["label"].to_numpy(), predict(val), config.evaluate, split="val")
+
+
+def evaluate_run(run_dir: str | os.PathLike[str], split: str = "test",
+                 out_dir: str | os.PathLike[str] | None = None,
+                 manifest: str | os.PathLike[str] | None = None,
+                 overrides: list[str] | None = None,
+                 sections: Sequence[ReportSection] = ()) -> EvaluationResult:
+    """Evaluate a finished run on ``split`` of its manifest and write every artefact into
+    ``out_dir`` (default ``RUN_DIR/evaluation-<split>``). ``overrides`` (``key=value``) may change
+    the ``evaluate`` section (threshold rule, bootstrap samples, interval level); ``sections``
+    are added to the report (the demo's Grad-CAM and filter-ensemble results)."""
+    if split not in SPLITS:
+        raise ManifestError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
+    run = RunDir.at(run_dir)
+    config = load_run_config(run)
+    if overrides:
+        config = with_overrides(config, overrides)
+    manifest_path = run_manifest(config, manifest)
+    check_same_preprocess(config, manifest_path)
+    everything = read_manifest(manifest_path)
+    frame = usable_rows(everything)  # images that failed pre-processing cannot be predicted
+    rows = frame[frame["split"] == split]
+    if rows.empty:
+        raise ManifestError(f"{manifest_path}: no usable rows in split '{split}'")
+    predict = RunPredictor(run, config)
+    threshold = choose_threshold(run, config, frame, predict)
+    predictions = predictions_frame(rows, predict(rows), threshold.value)
+    metrics = metrics_report(predictions, threshold, config.evaluate, config.seed, split)
+    out = Path(out_dir) if out_dir is not None else run.root / f"evaluation-{split}"
+    run_info = (json.loads(run.info.read_text(encoding="utf-8")) if run.info.is_file() else {})
+    files = write_evaluation(
+        out, predictions, metrics, config,
+        dataset=DatasetSummary.from_manifest(everything, config, manifest_path),
+        training_curves=run.curves, run_info={"run_dir": str(run.root.resolve()), **run_info},
+        title=f"Evaluation of {run.root.resolve().name} on the {split} split",
+        subtitle=f"Run directory {run.root.resolve()} · manifest {manifest_path}",
+        sections=sections)
+    return EvaluationResult(out, metrics, files)

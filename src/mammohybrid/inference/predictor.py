@@ -1,0 +1,305 @@
+"""Prediction on new images with a finished run directory.
+
+A run directory is a complete pipeline (:class:`mammohybrid.run_dir.RunDir`): the model
+(``model.keras``, loaded in Keras' safe mode, so nothing from the file is unpickled), the config
+whose ``preprocess`` section is exactly what the training images went through, and the decision
+threshold chosen on validation (``threshold.json``). :class:`Predictor` applies all three::
+
+    with Predictor.from_run("runs/median") as predictor:
+        frame = predictor.predict_paths(["new_rois/"], workers=2)
+
+One row per image: ``path``, ``probability`` (of malignancy), ``label`` (1 malignant, 0 benign,
+at the stored threshold: ``probability >= threshold``), ``prediction`` (the label in words),
+``threshold``, ``kept_fraction`` (share of pixels the ROI threshold kept), ``roi_empty``,
+``warnings`` and ``error``. An unreadable or invalid input gets a row with its ``error`` and no
+probability; the others are predicted. With a filter ensemble (``strategies``), ``probability``
+is the mean over the strategies and ``probability_<strategy>`` holds each; with Grad-CAM,
+``gradcam`` holds the combined overlay's path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mammohybrid.config import Config, save_config
+from mammohybrid.errors import ConfigError
+from mammohybrid.evaluation.metrics import predict_labels
+from mammohybrid.evaluation.threshold import ThresholdChoice
+from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
+from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
+from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
+from mammohybrid.preprocess import to_model_input
+from mammohybrid.preprocess.batch import output_name
+from mammohybrid.progress import progress_bar
+from mammohybrid.run_dir import RunDir
+
+if TYPE_CHECKING:
+    import keras
+
+CLASS_NAMES = {0: "benign", 1: "malignant"}
+COLUMNS = ["path", "probability", "label", "prediction", "threshold", "kept_fraction",
+           "roi_empty", "warnings", "error"]
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+    """Files and folders -> ``(path, problem)`` pairs in input order, ``problem`` empty for
+    images to predict.
+
+    A folder contributes every image file below it (recursively, sorted; DICOM, PNG, JPEG,
+    PGM, TIFF by suffix, or DICOM by content for files without a known suffix; hidden files
+    skipped); a folder without any becomes one problem. A file is taken whatever its suffix
+    (reading it decides); a path that does not exist is a problem. Duplicates are dropped.
+    """
+    entries: dict[str, str] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = [str(p) for p in sorted(path.rglob("*")) if _is_image_file(p, path)]
+            if not found:
+                entries.setdefault(str(path), f"{path}: no image files (DICOM, PNG, JPEG, PGM, "
+                                              "TIFF) in this folder")
+            for image in found:
+                entries.setdefault(image, "")
+        elif path.exists():
+            entries.setdefault(str(path), "")
+        else:
+            entries.setdefault(str(path), f"{path}: no such file or folder")
+    return list(entries.items())
+
+
+def _is_image_file(path: Path, root: Path) -> bool:
+    if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+        return False
+    return path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path)
+
+
+class Predictor:
+    """A trained model with the pre-processing and threshold it was trained and validated with.
+
+    ``strategies``: pre-processing strategies whose probabilities are averaged (test-time
+    filter ensemble); None or empty = the training strategy alone. The first one is the
+    *primary* strategy: its kept fraction is reported and its model input is explained by
+    Grad-CAM. ``worker_niceness``: how much lower the pre-processing workers' scheduling
+    priority is than the model's (see :mod:`mammohybrid.inference.pipeline`).
+    """
+
+    def __init__(self, model: keras.Model, config: Config, threshold: ThresholdChoice,
+                 strategies: Sequence[str] | None = None, worker_niceness: int = 10) -> None:
+        height, width = model.input_shape[1:3]
+        if height != width:
+            raise ConfigError(f"the model takes {height}x{width} images; expected a square input")
+        self.input_size = int(height)
+        self.model = model
+        self.config = config
+        self.threshold = threshold
+        self.ensemble = StrategyEnsemble(config.preprocess, strategies)
+        self.worker_niceness = worker_niceness
+        self._preparer: Preparer | None = None
+        self._gradcam: Any = None
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike[str],
+                 strategies: Sequence[str] | None = None) -> Predictor:
+        """Load a finished run directory: model (safe mode), config, threshold.
+
+        Raises :class:`~mammohybrid.evaluation.evaluate.RunNotFinishedError` for a folder that
+        is no finished run.
+        """
+        from mammohybrid.evaluation.evaluate import (
+            RunNotFinishedError,
+            load_run_config,
+            read_threshold,
+        )
+        from mammohybrid.evaluation.threshold import select_threshold
+        from mammohybrid.models import load_model
+
+        run = RunDir.at(run_dir)
+        config = load_run_config(run)
+        if not run.is_finished():
+            raise RunNotFinishedError(f"{run.root}: the run has not finished (no DONE or "
+                                      "model.keras); finish or resume training first")
+        # A run always writes threshold.json; without it, the config's fixed threshold.
+        threshold = read_threshold(run) or select_threshold(np.empty(0), np.empty(0),
+                                                            config.evaluate)
+        return cls(load_model(run.model), config, threshold, strategies)
+
+    # ------------------------------------------------------------------ lifetime
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the pre-processing worker processes, if any were started."""
+        if self._preparer is not None:
+            self._preparer.close()
+            self._preparer = None
+
+    def preparer(self, workers: int) -> Preparer:
+        """The pre-processing pool of ``workers`` processes, started once and kept."""
+        wanted = (workers, self.worker_niceness)
+        if self._preparer is None or (self._preparer.workers, self._preparer.niceness) != wanted:
+            self.close()
+            self._preparer = Preparer(self.ensemble, workers, self.worker_niceness)
+        return self._preparer
+
+    @property
+    def gradcam(self) -> Any:
+        """The :class:`~mammohybrid.inference.gradcam.GradCAM` of the model (built once)."""
+        if self._gradcam is None:
+            from mammohybrid.inference.gradcam import GradCAM
+
+            self._gradcam = GradCAM(self.model, self.config.model.backbones)
+        return self._gradcam
+
+    @property
+    def strategies(self) -> list[str]:
+        return self.ensemble.names
+
+    # ------------------------------------------------------------------ predicting
+    def predict_batch(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities for model inputs already pre-processed: (N, S, S, 3) float32 in
+        [0, 255] (see :func:`mammohybrid.preprocess.to_model_input`)."""
+        output = self.model.predict_on_batch(np.asarray(inputs, dtype=np.float32))
+        return np.asarray(output, dtype=float).reshape(-1)
+
+    def model_inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Pre-processed uint8 images (``preprocess.output_size``) -> the model's input batch.
+
+        When the model's side differs from the pre-processing output (the ``cpu-quick`` preset
+        trains at 128 px on 229-px images), images are resized exactly as the training pipeline
+        resizes them (:func:`mammohybrid.training.data.decode_image`: bilinear with
+        antialiasing, rounded back to 8 bits), so that the model sees what it was trained on.
+        """
+        grey = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
+        if grey.shape[1:3] != (self.input_size, self.input_size):
+            import keras  # here, not at the top: worker processes import this module
+
+            resized = keras.ops.image.resize(grey[..., None].astype(np.float32),
+                                             (self.input_size, self.input_size),
+                                             interpolation="bilinear", antialias=True)
+            grey = np.round(np.clip(keras.ops.convert_to_numpy(resized), 0, 255))[..., 0]
+        return to_model_input(grey.astype(np.uint8))
+
+    def predict_paths(self, inputs: Iterable[str | os.PathLike[str]],
+                      batch_size: int | None = None, workers: int = 0,
+                      gradcam_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+        """Predict image files and folders (see :func:`expand_inputs`); one row per image.
+
+        ``workers`` > 0 decode and pre-process in that many processes, overlapped with the
+        model; ``gradcam_dir`` writes Grad-CAM overlays there. ``batch_size`` defaults to the
+        run's ``train.batch_size``.
+        """
+        entries = expand_inputs(inputs)
+        todo = [index for index, (_, problem) in enumerate(entries) if not problem]
+        problems = [PreparedImage(index, path, error=problem)
+                    for index, (path, problem) in enumerate(entries) if problem]
+        prepared = self.preparer(workers).map(
+            (entries[index][0] for index in todo), display=gradcam_dir is not None,
+            max_in_flight=3 * (batch_size or self.config.train.batch_size) + workers)
+
+        def renumbered() -> Iterator[PreparedImage]:
+            yield from problems
+            for item in prepared:
+                item.index = todo[item.index]
+                yield item
+
+        return self._predict(renumbered(), len(entries), batch_size, gradcam_dir)
+
+    def predict_arrays(self, images: Sequence[np.ndarray], names: Sequence[str] | None = None,
+                       batch_size: int | None = None,
+                       gradcam_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+        """Predict images given as arrays (2-D, any dtype :func:`mammohybrid.imaging.read_image`
+        returns), pre-processed here; ``names`` fill the ``path`` column (default: the index)."""
+        names = list(names) if names is not None else [str(i) for i in range(len(images))]
+        if len(names) != len(images):
+            raise ValueError(f"{len(names)} names for {len(images)} images")
+        prepare = Prepare(self.ensemble)
+        items = (prepare.array(i, name, image, display=gradcam_dir is not None)
+                 for i, (name, image) in enumerate(zip(names, images)))
+        return self._predict(items, len(images), batch_size, gradcam_dir)
+
+    def _predict(self, items: Iterable[PreparedImage], total: int, batch_size: int | None,
+                 gradcam_dir: str | os.PathLike[str] | None) -> pd.DataFrame:
+        batch_size = batch_size or self.config.train.batch_size
+        if gradcam_dir is not None:
+            save_config(self.config, Path(gradcam_dir) / "config.yaml")
+        rows: list[dict[str, Any] | None] = [None] * total
+        batch: list[PreparedImage] = []
+        with progress_bar() as bar:
+            task = bar.add_task("predicting", total=total)
+            for item in items:
+                if item.ok:
+                    batch.append(item)
+                else:
+                    rows[item.index] = self._row(item)
+                    bar.advance(task)
+                if len(batch) == batch_size:
+                    self._predict_batch_of(batch, rows, gradcam_dir)
+                    bar.advance(task, len(batch))
+                    batch = []
+            if batch:
+                self._predict_batch_of(batch, rows, gradcam_dir)
+                bar.advance(task, len(batch))
+        return self._frame([row for row in rows if row is not None])
+
+    def _predict_batch_of(self, batch: list[PreparedImage], rows: list[dict[str, Any] | None],
+                          gradcam_dir: str | os.PathLike[str] | None) -> None:
+        """Run the model on one batch (every strategy) and fill its rows."""
+        per_strategy: dict[str, np.ndarray] = {}
+        explanation = None
+        for strategy in self.strategies:
+            inputs = self.model_inputs([item.inputs[strategy] for item in batch])
+            if gradcam_dir is not None and strategy == self.ensemble.primary:
+                # Grad-CAM's forward pass gives the probabilities too: no second forward.
+                explanation = self.gradcam(inputs)
+                per_strategy[strategy] = explanation.probabilities
+            else:
+                per_strategy[strategy] = self.predict_batch(inputs)
+        probabilities = average_probabilities(per_strategy)
+        labels = predict_labels(probabilities, self.threshold.value)
+        for k, item in enumerate(batch):
+            row = self._row(item, float(probabilities[k]), int(labels[k]))
+            if not self.ensemble.is_training_strategy:
+                row.update({f"probability_{s}": float(p[k]) for s, p in per_strategy.items()})
+            rows[item.index] = row
+        if explanation is not None and gradcam_dir is not None:
+            from mammohybrid.inference.gradcam import COMBINED, write_overlays
+
+            # The maps explain the label reported (of the ensemble, when there is one).
+            heatmaps = explanation.heatmaps(labels)
+            for k, item in enumerate(batch):
+                assert item.display is not None, "prepared without the display copy"
+                written = write_overlays(gradcam_dir, Path(output_name(item.name)).stem,
+                                         item.display,
+                                         {name: maps[k] for name, maps in heatmaps.items()})
+                rows[item.index]["gradcam"] = str(written[COMBINED])  # type: ignore[index]
+
+    def _row(self, item: PreparedImage, probability: float | None = None,
+             label: int | None = None) -> dict[str, Any]:
+        return {"path": item.name, "probability": probability, "label": label,
+                "prediction": CLASS_NAMES[label] if label is not None else "",
+                "threshold": self.threshold.value, "kept_fraction": item.kept_fraction,
+                "roi_empty": item.roi_empty, "warnings": "; ".join(item.warnings),
+                "error": item.error}
+
+    def _frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        per_strategy = ([] if self.ensemble.is_training_strategy
+                        else [f"probability_{s}" for s in self.strategies])
+        gradcam = ["gradcam"] if any("gradcam" in row for row in rows) else []
+        frame = pd.DataFrame(rows, columns=[*COLUMNS, *per_strategy, *gradcam])
+        # Explicit dtypes: error rows hold None, which would otherwise make columns "object".
+        for column in ("probability", "threshold", "kept_fraction", *per_strategy):
+            frame[column] = frame[column].astype(float)
+        frame["label"] = frame["label"].astype("Int64")
+        frame["roi_empty"] = frame["roi_empty"].astype("boolean")
+        for column in ("path", "prediction", "warnings", "error", *gradcam):
+            frame[column] = frame[column].fillna("").astype(str)
+        return frame

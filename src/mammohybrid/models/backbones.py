@@ -1,0 +1,225 @@
+"""The backbone registry: every network the hybrid can put in a branch, with what it needs.
+
+Each entry (a :class:`BackboneSpec`) knows how to build the network without its classifier
+top, the affine input scaling it expects from a [0, 255] image, the number of feature
+channels it outputs and whether ImageNet weights exist for it. The hybrid looks backbones up
+by name (``get_backbone("resnet50v2")``), so adding one is one ``register_backbone`` call,
+never a new branch in an if-chain (timm / keras-hub style).
+
+Input scaling is the silent trap of a hybrid: ResNet50V2 wants [-1, 1], Keras EfficientNet
+takes 0-255 and normalises inside, DenseNet wants ImageNet mean/std. The model input is always
+[0, 255] and each branch applies its own :class:`InputScaling` (a parameter-free ``Rescaling``
+layer), so no caller ever normalises.
+
+Only ``keras`` is imported here (no TensorFlow), so models build on any Keras backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import keras
+from keras import layers
+
+from mammohybrid.errors import ConfigError, WeightsUnavailableError
+from mammohybrid.models.weights import imagenet_download_guard
+
+PretrainedWeights = Literal["imagenet"] | None
+# factory(input_shape, weights, name) -> a Functional model without classifier top
+BackboneFactory = Callable[[tuple[int, int, int], PretrainedWeights, str], keras.Model]
+
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputScaling:
+    """``x * scale + offset`` applied to the [0, 255] image (scalars or one value per channel)."""
+
+    scale: float | tuple[float, float, float]
+    offset: float | tuple[float, float, float]
+    description: str
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.offset == 0.0
+
+    def layer(self, name: str) -> layers.Rescaling:
+        """A parameter-free Keras layer doing this scaling."""
+        return layers.Rescaling(scale=_as_config(self.scale), offset=_as_config(self.offset),
+                                name=name)
+
+    def apply(self, values):  # noqa: ANN001, ANN201 - numpy arrays or tensors alike
+        """The scaling as plain arithmetic (tests compare the layer against it)."""
+        return values * _as_config(self.scale) + _as_config(self.offset)
+
+
+def _as_config(value: float | tuple[float, ...]) -> float | list[float]:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# The scalings Keras' own ``preprocess_input`` functions perform, written as affine maps.
+RAW_0_255 = InputScaling(1.0, 0.0, "0-255 unchanged (the network normalises inside)")
+SYMMETRIC = InputScaling(1 / 127.5, -1.0, "[-1, 1] (x / 127.5 - 1, Keras 'tf' mode)")
+UNIT = InputScaling(1 / 255, 0.0, "[0, 1] (x / 255)")
+IMAGENET_MEAN_STD = InputScaling(
+    tuple(1 / (255 * s) for s in IMAGENET_STD_RGB),  # type: ignore[arg-type]
+    tuple(-m / s for m, s in zip(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, strict=True)),  # type: ignore[arg-type]
+    "ImageNet mean/std per channel (Keras 'torch' mode)")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One registered backbone."""
+
+    name: str
+    factory: BackboneFactory
+    channels: int  # feature channels of the last feature map
+    scaling: InputScaling  # what the network expects, from a [0, 255] image
+    pretrained: bool = True  # ImageNet weights exist
+    description: str = ""
+
+    def build(self, input_size: int, weights: PretrainedWeights = None) -> keras.Model:
+        """The network as a nested Keras model named after the registry entry."""
+        if weights == "imagenet" and not self.pretrained:
+            raise WeightsUnavailableError(
+                f"backbone '{self.name}' has no ImageNet weights (it is trained from scratch); "
+                "set model.weights: none")
+        if weights == "imagenet":
+            with imagenet_download_guard(self.name):
+                return self.factory((input_size, input_size, 3), weights, self.name)
+        return self.factory((input_size, input_size, 3), None, self.name)
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec, *, overwrite: bool = False) -> BackboneSpec:
+    """Add a backbone to the registry (``overwrite`` to replace an entry of the same name)."""
+    if spec.name in _REGISTRY and not overwrite:
+        raise ValueError(f"backbone '{spec.name}' is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """The registered backbone ``name``; :class:`ConfigError` listing the choices otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"model.backbones: unknown backbone '{name}' "
+                          f"(known: {', '.join(backbone_names())})") from None
+
+
+def backbone_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# --------------------------------------------------------------------------- factories
+def keras_application(constructor: Callable[..., keras.Model], **fixed: object) -> BackboneFactory:
+    """A factory over a ``keras.applications`` constructor, classifier top removed."""
+
+    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
+              name: str) -> keras.Model:
+        return constructor(include_top=False, weights=weights, input_shape=input_shape,
+                           name=name, **fixed)
+
+    return build
+
+
+def efficientnet_application(constructor: Callable[..., keras.Model]) -> BackboneFactory:
+    """A factory over a Keras EfficientNet whose architecture does not depend on its weights.
+
+    Keras inserts an extra ``Rescaling(1/sqrt(std))`` after the stem's ``Normalization`` only
+    when ``weights="imagenet"`` (its Normalization stores the ImageNet std where a variance
+    belongs). A model built with ``weights=None`` and later given ImageNet-derived weights
+    from a file would then normalise wrongly, silently. Here the ImageNet network is built
+    as Keras does, and its weights are moved into the ``weights=None`` architecture with the
+    correction folded into the Normalization variance (std -> std^2): the same function, one
+    architecture whatever the weights' source.
+    """
+    plain = keras_application(constructor)
+
+    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
+              name: str) -> keras.Model:
+        model = plain(input_shape, None, name)
+        if weights == "imagenet":
+            pretrained = plain(input_shape, "imagenet", name)
+            model.set_weights(pretrained.get_weights())
+            fold_imagenet_std(model)
+        return model
+
+    return build
+
+
+def fold_imagenet_std(model: keras.Model) -> None:
+    """Square the stem Normalization variance of an EfficientNet holding Keras' ImageNet
+    weights, which is what Keras' extra ``Rescaling(1/sqrt(std))`` amounts to."""
+    (norm,) = [layer for layer in model.layers if isinstance(layer, layers.Normalization)]
+    norm.adapt_variance.assign(keras.ops.square(norm.adapt_variance))
+    norm.finalize_state()  # Normalization caches mean/variance as tensors
+
+
+# A network trained from scratch changes fast; BatchNorm moving statistics with Keras' default
+# momentum 0.99 (MobileNetV3: 0.999) trail its weights by hundreds of steps, and at inference
+# the model then sees statistics of an older network. 0.9 follows within about 20 steps.
+BN_MOMENTUM_FROM_SCRATCH = 0.9
+
+
+def plain_cnn(widths: tuple[int, ...]) -> BackboneFactory:
+    """A small VGG-like network (conv-BN-ReLU, stride 2 per stage) for CPU-sized work.
+
+    Five stages give the output stride of 32 of the Keras applications, so its feature map
+    can be concatenated with theirs."""
+
+    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
+              name: str) -> keras.Model:
+        inputs = keras.Input(input_shape)
+        x = inputs
+        for stage, width in enumerate(widths, start=1):
+            x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False,
+                              name=f"stage{stage}_conv")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM_FROM_SCRATCH,
+                                          name=f"stage{stage}_bn")(x)
+            x = layers.ReLU(name=f"stage{stage}_relu")(x)
+        return keras.Model(inputs, x, name=name)
+
+    return build
+
+
+# --------------------------------------------------------------------------- the registry
+apps = keras.applications
+register_backbone(BackboneSpec(
+    "resnet50v2", keras_application(apps.ResNet50V2), 2048, SYMMETRIC,
+    description="the paper's first branch"))
+register_backbone(BackboneSpec(
+    "resnet101v2", keras_application(apps.ResNet101V2), 2048, SYMMETRIC))
+_EFFICIENTNETS = [(apps.EfficientNetB0, 1280), (apps.EfficientNetB1, 1280),
+                  (apps.EfficientNetB2, 1408), (apps.EfficientNetB3, 1536),
+                  (apps.EfficientNetB4, 1792), (apps.EfficientNetB5, 2048),
+                  (apps.EfficientNetB6, 2304), (apps.EfficientNetB7, 2560)]
+for _index, (_constructor, _channels) in enumerate(_EFFICIENTNETS):
+    register_backbone(BackboneSpec(
+        f"efficientnetb{_index}", efficientnet_application(_constructor), _channels, RAW_0_255,
+        description="the paper's second branch" if _index == 7 else ""))
+register_backbone(BackboneSpec(
+    "densenet121", keras_application(apps.DenseNet121), 1024, IMAGENET_MEAN_STD))
+register_backbone(BackboneSpec(
+    "densenet169", keras_application(apps.DenseNet169), 1664, IMAGENET_MEAN_STD))
+register_backbone(BackboneSpec(
+    "mobilenetv2", keras_application(apps.MobileNetV2), 1280, SYMMETRIC))
+register_backbone(BackboneSpec(
+    "mobilenetv3small", keras_application(apps.MobileNetV3Small), 576, RAW_0_255))
+register_backbone(BackboneSpec(
+    "mobilenetv3large", keras_application(apps.MobileNetV3Large), 960, RAW_0_255))
+register_backbone(BackboneSpec(
+    "convnexttiny", keras_application(apps.ConvNeXtTiny), 768, RAW_0_255))
+register_backbone(BackboneSpec(
+    "tinycnn", plain_cnn((4, 8, 8, 16, 16)), 16, UNIT, pretrained=False,
+    description="5 stages, about 4k parameters: tests"))
+register_backbone(BackboneSpec(
+    "smallcnn", plain_cnn((16, 32, 64, 128, 256)), 256, UNIT, pretrained=False,
+    description="5 stages, about 0.4M parameters: CPU training from scratch"))
+del apps, _EFFICIENTNETS, _index, _constructor, _channels

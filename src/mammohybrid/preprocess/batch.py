@@ -1,0 +1,302 @@
+"""The batch command: pre-process every image of a manifest into a pre-processed dataset.
+
+Output (the "Pre-processed dataset" contract of docs/architecture.md)::
+
+    DIR/config.yaml      the config whose ``preprocess`` section made the images
+    DIR/manifest.csv     the input rows; image_path -> processed PNG, source_path -> original,
+                         plus status, kept_fraction, roi_empty, input_height, input_width, error
+    DIR/images/*.png     8-bit greyscale, output_size x output_size
+    DIR/qa/*.png         QA figures (``qa`` > 0)
+    DIR/.records.jsonl   one line per finished image: what a resumed run reads
+
+Rows whose image failed have ``status`` = ``error``, an empty ``image_path`` and the reason in
+``error``; training and evaluation use only rows with ``status`` = ``ok`` (:func:`usable_rows`).
+
+Resuming: every PNG is written atomically and its record appended to ``.records.jsonl`` only
+after, so after an interruption (even ``kill -9``) a rerun skips the images that have both a
+record with status ``ok`` and their PNG, and redoes the rest (failed images included, in case
+they were fixed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pandas as pd
+
+from mammohybrid.config import Config, load_config, save_config
+from mammohybrid.data.manifest import read_manifest, write_manifest
+from mammohybrid.errors import ConfigError, MammohybridError, ManifestError
+from mammohybrid.fileio import atomic_write_text
+from mammohybrid.imaging import read_image, write_png
+from mammohybrid.preprocess.chain import Chain, build_chain
+from mammohybrid.progress import progress_bar
+
+RECORDS_NAME = ".records.jsonl"
+STAT_COLUMNS = ["status", "kept_fraction", "roi_empty", "input_height", "input_width", "error"]
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did: counts over the whole manifest, and where the outputs are."""
+
+    out_dir: Path
+    manifest_path: Path
+    total: int  # rows in the manifest
+    images: int  # distinct source images
+    processed: int  # images processed by this run
+    resumed: int  # images already done by an earlier run
+    failed: int  # images with status "error"
+    roi_empty: int  # images whose ROI mask kept no pixel
+    seconds: float
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (source, error), first few
+    qa_figures: list[Path] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The human-readable summary the CLI prints."""
+        lines = [
+            f"{self.images} image(s): {self.processed} processed now, "
+            f"{self.resumed} already done, {self.failed} failed, {self.roi_empty} with an "
+            f"empty ROI ({self.seconds:.1f} s)",
+        ]
+        lines += [f"  failed: {error}" for _, error in self.failures]
+        if self.failed > len(self.failures):
+            lines.append(f"  ... and {self.failed - len(self.failures)} more (column 'error')")
+        if self.qa_figures:
+            lines.append(f"QA figures: {self.qa_figures[0].parent}")
+        return lines
+
+
+def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a pre-processed manifest that training and evaluation may use
+    (``status`` = ``ok``); a manifest without a ``status`` column is returned whole."""
+    if "status" not in frame.columns:
+        return frame
+    return frame[frame["status"] == "ok"].reset_index(drop=True)
+
+
+def output_name(source: str | os.PathLike[str]) -> str:
+    """The processed PNG's file name: the source's stem (readable) plus a hash of its full
+    path (unique: CBIS-DDSM names every crop ``1-1.dcm``)."""
+    source = os.path.abspath(source)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:60] or "image"
+    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:10]
+    return f"{stem}_{digest}.png"
+
+
+# ----------------------------------------------------------------------------- one image
+class _Worker:
+    """Process one (source, target) pair; never raises: a failure becomes an error record."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+    def __call__(self, task: tuple[str, str]) -> dict[str, Any]:
+        source, target = task
+        record: dict[str, Any] = {"source_path": source, "image_path": target,
+                                  "status": "error", "kept_fraction": None, "roi_empty": None,
+                                  "input_height": None, "input_width": None, "error": ""}
+        try:
+            image = read_image(source)
+            record["input_height"], record["input_width"] = map(int, image.shape[:2])
+            result = self.chain(image)
+            write_png(target, result.image)
+        except MammohybridError as error:
+            message = str(error)
+            record["error"] = message if source in message else f"{source}: {message}"
+        except Exception as error:  # noqa: BLE001 - one bad image must not stop the batch
+            record["error"] = f"{source}: {type(error).__name__}: {error}"
+        else:
+            record.update(status="ok", kept_fraction=result.kept_fraction,
+                          roi_empty=result.roi_empty)
+        return record
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(chain: Chain) -> None:
+    global _worker
+    # One OpenCV thread per process: processes already use every core, and threading NLM
+    # gains nothing on crops below about 400 px.
+    cv2.setNumThreads(1)
+    _worker = _Worker(chain)
+
+
+def _work(task: tuple[str, str]) -> dict[str, Any]:
+    assert _worker is not None, "worker process not initialised"
+    return _worker(task)
+
+
+class WorkerPool:
+    """Runs a chain over (source, target) tasks, yielding a record per image as it finishes
+    (in any order). ``workers`` > 1 uses that many processes, spawned (safe whatever threads
+    the caller runs) and kept for every :meth:`imap` until the ``with`` block ends; 1 runs in
+    this process.
+    """
+
+    def __init__(self, chain: Chain, workers: int) -> None:
+        self.chain, self.workers = chain, max(1, workers)
+        self._pool: Any = None
+
+    def __enter__(self) -> WorkerPool:
+        if self.workers > 1:
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.workers, initializer=_init_worker,
+                                      initargs=(self.chain,))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()  # also stops work in progress on Ctrl-C
+            self._pool.join()
+            self._pool = None
+
+    def imap(self, tasks: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+        if self._pool is None:
+            worker = _Worker(self.chain)
+            return (worker(task) for task in tasks)
+        # Crop sizes vary a lot: hand out one image at a time (chunksize 1), largest files
+        # first, so that no big crop is left running alone at the end while others idle.
+        ordered = sorted(tasks, key=lambda task: _file_size(task[0]), reverse=True)
+        return self._pool.imap_unordered(_work, ordered, chunksize=1)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # a missing file fails fast in the worker anyway
+        return 0
+
+
+# ----------------------------------------------------------------------------- resume state
+def _read_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Records of earlier runs by source path; a line cut short by a kill is dropped, and the
+    file is rewritten clean so that new lines never append to a broken one."""
+    if not path.is_file():
+        return {}
+    records: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            records[record["source_path"]] = record
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records.values()))
+    return records
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed run left behind (never a finished PNG)."""
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def _check_same_preprocess(out_dir: Path, config: Config) -> None:
+    """Refuse to mix images made with different pre-processing in one folder."""
+    saved_path = out_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = _flatten(load_config(saved_path).preprocess.model_dump(mode="json"), "preprocess")
+    current = _flatten(config.preprocess.model_dump(mode="json"), "preprocess")
+    differing = sorted(key for key in saved.keys() | current.keys()
+                       if saved.get(key) != current.get(key))
+    if differing:
+        raise ConfigError(
+            f"{out_dir} holds images pre-processed with other settings ({', '.join(differing)} "
+            f"differ from {saved_path}); choose another --out folder or delete this one")
+
+
+# ----------------------------------------------------------------------------- the batch
+def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+              config: Config, workers: int = 1, qa: int = 0) -> BatchSummary:
+    """Pre-process every image of ``manifest_path`` into ``out_dir`` (see the module doc).
+
+    Resumable; a bad image gets an error record and the run goes on. ``qa`` > 0 also writes
+    that many QA figures (each step side by side, histograms before/after NLM) to
+    ``out_dir/qa``.
+    """
+    started = time.perf_counter()
+    # Absolute paths: write_manifest stores them relative to the output manifest's folder.
+    manifest_path, out_dir = Path(manifest_path), Path(out_dir).resolve()
+    chain = build_chain(config.preprocess)  # an unknown strategy fails before any output
+    frame = read_manifest(manifest_path)
+    if frame["image_path"].isna().any():
+        raise ManifestError(f"{manifest_path}: {int(frame['image_path'].isna().sum())} "
+                               "row(s) have no image_path")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_preprocess(out_dir, config)
+    save_config(config, out_dir / "config.yaml")
+    images_dir = out_dir / "images"
+    images_dir.mkdir(exist_ok=True)
+    _remove_stale_temporaries(images_dir)
+
+    targets = {source: str(images_dir / output_name(source))
+               for source in dict.fromkeys(frame["image_path"])}
+    records_path = out_dir / RECORDS_NAME
+    records = _read_records(records_path)
+    done = {source for source, target in targets.items()
+            if records.get(source, {}).get("status") == "ok" and Path(target).is_file()}
+    tasks = [(source, target) for source, target in targets.items() if source not in done]
+
+    with WorkerPool(chain, min(workers, len(tasks))) as pool, \
+            open(records_path, "a", encoding="utf-8") as journal, progress_bar() as bar:
+        task_id = bar.add_task("pre-processing", total=len(targets), completed=len(done))
+        for record in pool.imap(tasks):
+            # Flushed at once: a kill loses at most the line being written, which the next
+            # run drops (and redoes that image).
+            journal.write(json.dumps(record) + "\n")
+            journal.flush()
+            records[record["source_path"]] = record
+            bar.advance(task_id)
+
+    output = _output_manifest(frame, records, targets)
+    output_path = write_manifest(output, out_dir / "manifest.csv")
+    per_image = [records[source] for source in targets]
+    failures = [(r["source_path"], r["error"]) for r in per_image if r["status"] != "ok"]
+    summary = BatchSummary(
+        out_dir=out_dir, manifest_path=output_path, total=len(frame), images=len(targets),
+        processed=len(tasks), resumed=len(done), failed=len(failures),
+        roi_empty=sum(bool(r["roi_empty"]) for r in per_image if r["status"] == "ok"),
+        seconds=0.0, failures=failures[:5])
+    if qa > 0:
+        from mammohybrid.preprocess.qa import write_qa_figures
+
+        summary.qa_figures = write_qa_figures(usable_rows(output), chain, out_dir / "qa", qa)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _output_manifest(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
+                     targets: dict[str, str]) -> pd.DataFrame:
+    """The input rows with image_path -> processed PNG (empty when failed) and the statistics."""
+    rows = [records[source] for source in frame["image_path"]]
+    output = frame.copy()
+    output["source_path"] = frame["image_path"]
+    output["image_path"] = [targets[r["source_path"]] if r["status"] == "ok" else ""
+                            for r in rows]
+    for column in STAT_COLUMNS:
+        output[column] = [r[column] for r in rows]  # None (failed image) -> empty CSV cell
+    for column in ("input_height", "input_width"):
+        output[column] = output[column].astype("Int64")  # integers with empty cells
+    return output

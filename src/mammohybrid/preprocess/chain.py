@@ -1,0 +1,132 @@
+"""Chains of transforms, the registry of named strategies, and ``preprocess_image``.
+
+Every chain is: to 8 bits (``preprocess.intensity``) -> [shrink to ``working_max_side``] ->
+the strategy's steps -> resize to ``output_size``. The paper's three strategies are
+NLM -> ROI -> median | Gaussian | Wiener -> CLAHE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mammohybrid.config import PreprocessConfig
+from mammohybrid.errors import ConfigError
+from mammohybrid.preprocess.base import Record, Transform
+from mammohybrid.preprocess.contrast import CLAHE
+from mammohybrid.preprocess.denoise import NLMDenoise
+from mammohybrid.preprocess.filters import GaussianFilter, MedianFilter, WienerFilter
+from mammohybrid.preprocess.geometry import LimitSize, Resize
+from mammohybrid.preprocess.intensity import ToUint8
+from mammohybrid.preprocess.roi import ROIThreshold
+
+# The steps a strategy may name, each built from its section of the config.
+STEPS: dict[str, Callable[[PreprocessConfig], Transform]] = {
+    "nlm": lambda config: NLMDenoise(config.nlm),
+    "roi": lambda config: ROIThreshold(config.roi),
+    "median": lambda config: MedianFilter(config.median),
+    "gaussian": lambda config: GaussianFilter(config.gaussian),
+    "wiener": lambda config: WienerFilter(config.wiener),
+    "clahe": lambda config: CLAHE(config.clahe),
+}
+
+StepList = Sequence[str] | Callable[[PreprocessConfig], Sequence[str]]
+_STRATEGIES: dict[str, StepList] = {}
+
+
+def register_strategy(name: str, steps: StepList, *, overwrite: bool = False) -> None:
+    """Register a named strategy: a list of step names (see :data:`STEPS`), or a function of
+    the config returning one (as ``custom`` does with ``preprocess.steps``)."""
+    if name in _STRATEGIES and not overwrite:
+        raise ValueError(f"strategy '{name}' is already registered (pass overwrite=True)")
+    if not callable(steps):
+        steps = tuple(steps)
+        unknown = [step for step in steps if step not in STEPS]
+        if unknown:
+            raise ValueError(f"strategy '{name}': unknown step(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(STEPS)})")
+    _STRATEGIES[name] = steps
+
+
+def strategy_names() -> list[str]:
+    """Names of the registered strategies."""
+    return list(_STRATEGIES)
+
+
+def strategy_steps(config: PreprocessConfig) -> list[str]:
+    """The step names of ``config.strategy`` (raises :class:`ConfigError` if it is unknown)."""
+    try:
+        steps = _STRATEGIES[config.strategy]
+    except KeyError:
+        raise ConfigError(f"preprocess.strategy: unknown strategy '{config.strategy}' "
+                          f"(known: {', '.join(_STRATEGIES)})") from None
+    return list(steps(config) if callable(steps) else steps)
+
+
+for _filter in ("median", "gaussian", "wiener"):
+    register_strategy(_filter, ("nlm", "roi", _filter, "clahe"))
+register_strategy("none", ())
+register_strategy("custom", lambda config: config.steps or ())
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """The output of a chain: the processed uint8 image and what the steps reported."""
+
+    image: np.ndarray
+    input_shape: tuple[int, int]
+    kept_fraction: float = 1.0
+    roi_empty: bool = False
+    roi_threshold: float | None = None
+    nlm_h: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Chain:
+    """Transforms applied in order; each writes what it learns into one :class:`Record`."""
+
+    def __init__(self, steps: Sequence[Transform]) -> None:
+        self.steps = list(steps)
+
+    @property
+    def names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    def _run(self, image: np.ndarray, record: Record) -> Iterator[tuple[str, np.ndarray]]:
+        for step in self.steps:
+            image = step(image, record)
+            yield step.name, image
+
+    def __call__(self, image: np.ndarray) -> ProcessedImage:
+        """Run the chain on one image."""
+        record = Record()
+        output = image
+        for _, output in self._run(image, record):
+            pass
+        return ProcessedImage(image=output, input_shape=tuple(image.shape[:2]), **asdict(record))
+
+    def intermediates(self, image: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], Record]:
+        """The image after every step, as (step name, image) pairs, and the record."""
+        record = Record()
+        return list(self._run(image, record)), record
+
+
+def build_chain(config: PreprocessConfig) -> Chain:
+    """The chain ``config`` describes (strategy, step settings, working and output size)."""
+    steps = strategy_steps(config)
+    working = [LimitSize(config.working_max_side)] if config.working_max_side else []
+    return Chain([ToUint8(config.intensity), *working,
+                  *(STEPS[step](config) for step in steps), Resize(config.output_size)])
+
+
+def preprocess_image(image: np.ndarray, config: PreprocessConfig | None = None) -> ProcessedImage:
+    """Run the configured chain (default: the paper's median strategy) on one image."""
+    return build_chain(config or PreprocessConfig())(image)
+
+
+def preprocess_steps(image: np.ndarray,
+                     config: PreprocessConfig | None = None) -> list[tuple[str, np.ndarray]]:
+    """The image after every step of the configured chain (for QA figures)."""
+    return build_chain(config or PreprocessConfig()).intermediates(image)[0]

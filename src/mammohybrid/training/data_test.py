@@ -1,0 +1,120 @@
+"""Tests of the tf.data pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from mammohybrid.config import load_config
+from mammohybrid.errors import ConfigError, ManifestError
+from mammohybrid.imaging import write_png
+from mammohybrid.training.data import (
+    ImageSplit,
+    decode_image,
+    load_splits,
+    predict_manifest,
+    to_model_input,
+    usable_rows,
+    with_manifest_preprocess,
+)
+from mammohybrid.training.toydata import make_toy_dataset
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> str:  # noqa: ANN001
+    return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
+
+
+def _config(manifest: str, *extra: str):  # noqa: ANN202
+    return load_config(None, [f"data.manifest={manifest}", "model.input_size=32",
+                              "train.batch_size=4", *extra])
+
+
+def test_decode_keeps_or_resizes_to_the_model_size(tmp_path) -> None:  # noqa: ANN001
+    image = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) % 256
+    write_png(tmp_path / "a.png", image.astype(np.uint8))
+    same = decode_image(tf.constant(str(tmp_path / "a.png")), 40).numpy()
+    np.testing.assert_array_equal(same[..., 0], image)
+    smaller = decode_image(tf.constant(str(tmp_path / "a.png")), 20).numpy()
+    assert smaller.shape == (20, 20, 1) and smaller.dtype == np.uint8
+
+
+def test_model_input_is_float_rgb_0_255() -> None:
+    grey = tf.constant([[[[0], [255]]]], tf.uint8)
+    rgb = to_model_input(grey).numpy()
+    assert rgb.dtype == np.float32 and rgb.shape == (1, 1, 2, 3)
+    np.testing.assert_array_equal(rgb[0, 0, 1], [255, 255, 255])
+
+
+def test_splits_exclude_failed_rows_and_never_return_test(toy: str) -> None:
+    splits = load_splits(_config(toy))
+    assert set(splits) == {"train", "val"}
+    assert len(splits["train"]) == 16 and len(splits["val"]) == 8  # the failed row is gone
+    assert (splits["train"]["status"] == "ok").all()
+    frame = pd.DataFrame({"status": ["ok", "error", "ok"], "x": [1, 2, 3]})
+    assert usable_rows(frame)["x"].tolist() == [1, 3]
+
+
+def test_split_errors(tmp_path, toy: str) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="data.manifest is not set"):
+        load_splits(load_config(None, []))
+    frame = pd.read_csv(toy)
+    frame = frame[frame["split"] != "val"]
+    frame.to_csv(tmp_path / "noval.csv", index=False)
+    with pytest.raises(ManifestError, match="no usable 'val' rows"):
+        load_splits(_config(str(tmp_path / "noval.csv")))
+
+
+def test_preprocess_section_comes_from_beside_the_manifest(toy: str) -> None:
+    config = _config(toy)
+    assert config.preprocess.strategy == "median"
+    assert with_manifest_preprocess(config).preprocess.strategy == "gaussian"
+
+
+def test_epochs_are_shuffled_deterministically_and_differently(toy: str) -> None:
+    frame = load_splits(_config(toy))["train"]
+    split = ImageSplit(frame, 32, 4)
+
+    def order(epoch: int) -> list[float]:
+        # Image sums identify images (all differ).
+        return [float(s) for x, _ in split.epoch(epoch, seed=7)
+                for s in tf.reduce_sum(x, axis=[1, 2, 3]).numpy()]
+
+    first = order(0)
+    assert len(first) == 16 and split.steps == 4
+    assert order(0) == first  # same (seed, epoch): same order, e.g. after a resume
+    assert order(1) != first and sorted(order(1)) == sorted(first)
+    fresh = ImageSplit(frame, 32, 4)
+    assert [float(s) for x, _ in fresh.epoch(1, seed=7)
+            for s in tf.reduce_sum(x, axis=[1, 2, 3]).numpy()] == order(1)
+
+
+def test_ordered_batches_follow_the_manifest(toy: str) -> None:
+    frame = load_splits(_config(toy))["val"]
+    images, labels = zip(*ImageSplit(frame, 32, 3).ordered(), strict=True)
+    assert [len(b) for b in images] == [3, 3, 2]
+    np.testing.assert_array_equal(np.concatenate(labels)[:, 0], frame["label"].to_numpy())
+    first = decode_image(tf.constant(frame["image_path"][0]), 32).numpy()[..., 0]
+    np.testing.assert_array_equal(images[0][0].numpy()[..., 1], first)
+
+
+def test_missing_image_is_reported(toy: str) -> None:
+    frame = load_splits(_config(toy))["val"].copy()
+    frame.loc[0, "image_path"] = "/nowhere/x.png"
+    with pytest.raises(ManifestError, match="missing.*nowhere"):
+        ImageSplit(frame, 32, 4)
+
+
+def test_predict_manifest_keeps_row_order(toy: str) -> None:
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Lambda(lambda m: m[:, :1] / 255.0)(mean))
+    config = _config(toy)
+    frame = load_splits(config)["val"]
+    probabilities = predict_manifest(model, frame, config)
+    expected = [decode_image(tf.constant(p), 32).numpy().mean() / 255 for p in frame["image_path"]]
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5)

@@ -1,0 +1,75 @@
+"""`mammohybrid summary` and `mammohybrid train` from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mammohybrid.run_dir import RunDir
+
+CLI = [sys.executable, "-c", "from mammohybrid.cli import main; main()"]
+TINY = ["--set", "model.backbones=[tinycnn]", "--set", "model.input_size=32",
+        "--set", "model.weights=none", "--set", "train.epochs=1", "--set", "train.batch_size=8"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_summary_of_the_paper_preset_is_fig_9() -> None:
+    done = run("summary", "--preset", "paper")
+    assert done.returncode == 0, done.stderr
+    for text in ("Total params: 87,667,096", "Trainable params: 87,310,929",
+                 "Non-trainable params: 356,167", "23,564,800", "64,097,687", "4,609",
+                 "(None, 8, 8, 4608)", "resnet50v2", "efficientnetb7", "global_pool",
+                 "[-1, 1]"):
+        assert text in done.stdout, text
+
+
+def test_summary_of_a_config_file_with_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  backbones: [tinycnn]\n  input_size: 64\n")
+    done = run("summary", "--config", str(config), "--set", "model.pooling=max")
+    assert done.returncode == 0, done.stderr
+    assert "GlobalMaxPooling2D" in done.stdout and "Total params: 4,653" in done.stdout
+    both = run("summary", "--config", str(config), "--preset", "paper")
+    assert both.returncode != 0 and "not both" in both.stderr
+
+
+def test_train_writes_a_finished_run_directory(tmp_path: Path) -> None:
+    from mammohybrid.training.toydata import make_toy_dataset
+
+    manifest = make_toy_dataset(tmp_path / "data", size=32)
+    out = tmp_path / "run"
+    done = run("train", "--out", str(out), "--set", f"data.manifest={manifest}", *TINY)
+    assert done.returncode == 0, done.stderr
+    assert f"model: {out / 'model.keras'}" in done.stdout
+    run_dir = RunDir.at(out)
+    assert run_dir.is_finished() and run_dir.threshold.is_file()
+    assert json.loads(run_dir.info.read_text())["epochs"] == 1
+    again = run("train", "--out", str(out), "--set", f"data.manifest={manifest}", *TINY)
+    assert again.returncode == 1 and "--resume" in again.stderr
+    resumed = run("train", "--out", str(out), "--resume", "--set", f"data.manifest={manifest}",
+                  *TINY)
+    assert resumed.returncode == 0 and "already trained" in resumed.stderr
+
+
+def test_train_without_a_manifest_is_a_one_line_error(tmp_path: Path) -> None:
+    done = run("train", "--out", str(tmp_path / "run"), *TINY)
+    assert done.returncode == 1
+    assert "data.manifest is not set" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_offline_imagenet_is_a_one_line_error(tmp_path: Path) -> None:
+    from mammohybrid.training.toydata import make_toy_dataset
+
+    manifest = make_toy_dataset(tmp_path / "data", size=32)
+    done = run("train", "--out", str(tmp_path / "run"), "--set", f"data.manifest={manifest}",
+               *TINY, "--set", "model.weights=imagenet")
+    assert done.returncode == 1
+    assert "no ImageNet weights" in done.stderr and "model.weights: none" in done.stderr
