@@ -6,9 +6,9 @@ against the raw model forward throughput on in-memory tensors, same model, same 
     .venv/bin/python benchmarks/predict.py --sweep    # also: workers x niceness (the default's
                                                       # measurements, docs/prediction.md)
 
-The model is the ``cpu-quick`` preset's (random weights) when that preset exists, else a
-CPU-sized pair (``FALLBACK_BACKBONES``); it is saved in a run directory written here and loaded
-back through :meth:`Predictor.from_run`, exactly as ``predict`` does. The inputs are synthetic
+The model is the ``paper`` preset's (ResNet50V2 + EfficientNetB7, random weights) unless
+``--preset``/``--backbones`` say otherwise; it is saved in a run directory written here and
+loaded back through :meth:`Predictor.from_run`, exactly as ``predict`` does. The inputs are synthetic
 16-bit mass ROI crops (:func:`mammohybrid.data.synth.render_roi_crop`, 100 to 520 px like the
 synthetic CBIS-DDSM) written half as PNG, half as DICOM; the run's pre-processing is the
 paper's median chain.
@@ -42,8 +42,6 @@ from pathlib import Path
 
 import numpy as np
 
-FALLBACK_BACKBONES = ["efficientnetb0", "mobilenetv3small"]
-
 
 def make_inputs(folder: Path, count: int, seed: int = 0) -> list[str]:
     """``count`` synthetic 16-bit crops, 100-520 px (log-uniform), alternately benign and
@@ -61,17 +59,14 @@ def make_inputs(folder: Path, count: int, seed: int = 0) -> list[str]:
     return paths
 
 
-def model_config(backbones: list[str] | None, input_size: int):  # noqa: ANN201
-    """The benchmark's model section: --backbones, else the cpu-quick preset's, else the
-    fallback pair; always random weights (nothing to download)."""
-    from mammohybrid.config import ModelConfig, load_config, preset_names
+def model_config(preset: str, backbones: list[str] | None, input_size: int):  # noqa: ANN201
+    """The benchmark's model section: the preset's, with --backbones instead of its own if
+    given; always random weights (nothing to download)."""
+    from mammohybrid.config import load_config
 
+    base, source = load_config(preset).model, f"preset {preset}"
     if backbones:
-        base, source = ModelConfig(backbones=backbones), "--backbones"
-    elif "cpu-quick" in preset_names():
-        base, source = load_config("cpu-quick").model, "preset cpu-quick"
-    else:
-        base, source = ModelConfig(backbones=FALLBACK_BACKBONES), "fallback (no cpu-quick preset)"
+        base, source = base.model_copy(update={"backbones": backbones}), "--backbones"
     return base.model_copy(update={"weights": None, "input_size": input_size}), source
 
 
@@ -109,7 +104,7 @@ def benchmark(args: argparse.Namespace) -> int:
     count, repeats = (24, 2) if args.quick else (args.images, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        section, source = model_config(args.backbones, args.input_size)
+        section, source = model_config(args.preset, args.backbones, args.input_size)
         run = write_run(folder / "run", section)
         paths = make_inputs(folder / "inputs", count)
         predictor = Predictor.from_run(run)
@@ -192,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--niceness", type=int, default=10,
                         help="how much lower the workers' priority is (Predictor default 10)")
+    parser.add_argument("--preset", default="paper",
+                        help="config preset whose model is measured (cpu-quick: a CPU-sized "
+                             "model, which pre-processing outruns by far)")
     parser.add_argument("--backbones", type=lambda s: s.split(","), default=None,
-                        help="comma-separated backbones instead of the cpu-quick preset's")
+                        help="comma-separated backbones instead of the preset's")
     parser.add_argument("--input-size", type=int, default=229)
     parser.add_argument("--sweep", action="store_true",
                         help="also measure workers 1/2 x niceness 0/10")

@@ -89,7 +89,7 @@ def raw_images_per_second(config: Config, epochs: int) -> list[float]:
     dataset = tf.data.Dataset.from_tensor_slices((images, split.labels[:, None]))
     dataset = dataset.batch(config.train.batch_size).cache()
     model = build_model(config.model)
-    compile_for_training(model, config.train)
+    compile_for_training(model, config.train, steps_per_epoch=len(dataset))
     timer = TrainPhaseTimer()
     model.fit(dataset.prefetch(2), epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
     return [len(split) / s for s in timer.seconds[1:]]
@@ -113,7 +113,7 @@ def epoch_seconds(config: Config, out: Path) -> tuple[list[float], float]:
 def paper_step_throughput(batch_size: int, steps: int) -> float:
     """The full paper model (random weights, 229 px): train-step images/s on in-memory data."""
     model = build_model(load_config("paper", ["model.weights=none"]).model)
-    compile_for_training(model, load_config("paper").train)
+    compile_for_training(model, load_config("paper").train, steps_per_epoch=steps)
     x = np.random.default_rng(0).uniform(0, 255, (batch_size, 229, 229, 3)).astype("float32")
     y = (np.arange(batch_size) % 2).astype("float32")[:, None]
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache()

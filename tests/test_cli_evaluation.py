@@ -130,7 +130,7 @@ def test_evaluate_new_threshold_rule_is_chosen_on_validation(trained_run, toy, t
     assert metrics["threshold"] == pytest.approx(expected.value)
 
 
-def test_evaluate_errors_are_one_line(tmp_path, trained_run):
+def test_evaluate_errors_are_one_line(tmp_path, trained_run, capsys):
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     save_config(Config(), unfinished / "config.yaml")
@@ -142,6 +142,8 @@ def test_evaluate_errors_are_one_line(tmp_path, trained_run):
         with pytest.raises(SystemExit) as exit_:
             main(["evaluate", *args])
         assert exit_.value.code == 1, message
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error
 
 
 def test_features_npz(trained_run, toy, tmp_path):
@@ -157,6 +159,21 @@ def test_features_npz(trained_run, toy, tmp_path):
     assert list(data["image_path"]) == list(usable["image_path"])
     assert list(data["label"]) == list(usable["label"])
     assert list(data["patient_id"]) == list(usable["patient_id"])
+
+
+def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_path):
+    from mammohybrid.errors import ConfigError
+    from mammohybrid.evaluation.features import extract_features
+
+    other = tmp_path / "median"
+    other.mkdir()
+    manifest = other / "manifest.csv"
+    manifest.write_text(toy.read_text())
+    save_config(with_overrides(load_config(toy.parent / "config.yaml"),
+                               ["preprocess.strategy=median"]), other / "config.yaml")
+    with pytest.raises(ConfigError, match="preprocess.strategy"):
+        extract_features(trained_run, manifest, tmp_path / "features.npz")
+    assert not (tmp_path / "features.npz").exists()
 
 
 @pytest.mark.slow

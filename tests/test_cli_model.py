@@ -31,6 +31,16 @@ def test_summary_of_the_paper_preset_is_fig_9() -> None:
         assert text in done.stdout, text
 
 
+def test_paper_median_preset_is_the_median_table5_row() -> None:
+    from mammohybrid.config import load_config
+
+    config = load_config("paper-median")
+    assert config == load_config("paper")  # the headline row is also the median filter's best
+    assert (config.preprocess.strategy, config.model.pooling, config.train.learning_rate,
+            config.model.head_dropout) == ("median", "avg", 1e-4, 0.2)
+    assert config.model.backbones == ["resnet50v2", "efficientnetb7"]
+
+
 def test_summary_of_a_config_file_with_overrides(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("model:\n  backbones: [tinycnn]\n  input_size: 64\n")
@@ -65,7 +75,9 @@ def test_train_without_a_manifest_is_a_one_line_error(tmp_path: Path) -> None:
     assert "data.manifest is not set" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_offline_imagenet_is_a_one_line_error(tmp_path: Path) -> None:
+def test_imagenet_for_a_from_scratch_backbone_is_a_one_line_error(tmp_path: Path) -> None:
+    # The offline-download path itself is tested in models/weights_test.py (no network here
+    # either way: tinycnn has no ImageNet weights, which must be said as plainly).
     from mammohybrid.training.toydata import make_toy_dataset
 
     manifest = make_toy_dataset(tmp_path / "data", size=32)

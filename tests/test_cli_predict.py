@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid

@@ -14,13 +14,31 @@ import copy
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mammohybrid.errors import ConfigError
 from mammohybrid.fileio import atomic_write_text
+
+
+def _odd(value: int | None) -> int | None:
+    if value is not None and value % 2 == 0:
+        raise ValueError("must be odd")
+    return value
+
+
+# Window and kernel sizes: OpenCV (and MATLAB) centre them on a pixel.
+OddInt = Annotated[int, AfterValidator(_odd)]
 
 
 class _Section(BaseModel):
@@ -58,15 +76,8 @@ class NLMConfig(_Section):
 
     h: float | None = Field(None, gt=0, le=100)
     h_min: float = Field(1.0, gt=0, le=100, description="lower bound of the estimated h")
-    template_window: int = Field(5, ge=3, le=21)
-    search_window: int = Field(21, ge=3, le=51)
-
-    @field_validator("template_window", "search_window")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("must be odd")
-        return value
+    template_window: OddInt = Field(5, ge=3, le=21)
+    search_window: OddInt = Field(21, ge=3, le=51)
 
 
 class ROIConfig(_Section):
@@ -75,55 +86,36 @@ class ROIConfig(_Section):
     ``fixed`` is the paper's (level 193 on the 8-bit scale). ``percentile`` keeps the brightest
     (100 - percentile) % of each image; ``otsu`` uses Otsu's threshold per image; ``off`` keeps
     everything. When the mask keeps no pixel, ``empty_policy`` decides: ``keep`` the paper's black
-    image, ``fallback`` to the unmasked image, or ``error``.
+    image, ``fallback`` to the unmasked image, ``otsu`` re-threshold that image at its own Otsu
+    threshold (a dark lesion is then masked like the others), or ``error``.
     """
 
     mode: Literal["fixed", "percentile", "otsu", "off"] = "fixed"
     threshold: int = Field(193, ge=0, le=254)
     percentile: float = Field(50.0, gt=0, lt=100)
-    empty_policy: Literal["keep", "fallback", "error"] = "keep"
+    empty_policy: Literal["keep", "fallback", "otsu", "error"] = "keep"
 
 
 class MedianConfig(_Section):
     """Median filter; 3x3 is MATLAB ``medfilt2``'s default."""
 
-    ksize: int = Field(3, ge=3, le=31)
-
-    @field_validator("ksize")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("must be odd")
-        return value
+    ksize: OddInt = Field(3, ge=3, le=31)
 
 
 class GaussianConfig(_Section):
     """Gaussian filter; sigma 0.5 with a 3x3 kernel is MATLAB ``imgaussfilt``'s default."""
 
     sigma: float = Field(0.5, gt=0, le=20)
-    ksize: int | None = Field(None, ge=3, le=61, description="None: 2*ceil(2*sigma)+1 as MATLAB")
-
-    @field_validator("ksize")
-    @classmethod
-    def _odd(cls, value: int | None) -> int | None:
-        if value is not None and value % 2 == 0:
-            raise ValueError("must be odd")
-        return value
+    ksize: OddInt | None = Field(None, ge=3, le=61,
+                                 description="None: 2*ceil(2*sigma)+1 as MATLAB")
 
 
 class WienerConfig(_Section):
     """Adaptive Wiener filter as MATLAB ``wiener2`` (3x3 window by default); ``noise`` None means
     the mean of the local variances."""
 
-    window: int = Field(3, ge=3, le=31)
+    window: OddInt = Field(3, ge=3, le=31)
     noise: float | None = Field(None, ge=0)
-
-    @field_validator("window")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("must be odd")
-        return value
 
 
 class CLAHEConfig(_Section):
@@ -230,6 +222,9 @@ class TrainConfig(_Section):
     epochs: int = Field(100, ge=1, le=10000)
     batch_size: int = Field(8, ge=1, le=4096)
     learning_rate: float = Field(1e-4, gt=0, le=10)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant (the paper) or cosine decay to 1 % of learning_rate "
+                                "over all epochs (steadier from-scratch training)")
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
     class_weight: Literal["none", "balanced"] = "none"
@@ -297,10 +292,15 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(error, source)) from None
 
 
+# Other names of shipped presets: the paper's headline row is also its best median-filter row.
+PRESET_ALIASES = {"paper-median": "paper"}
+
+
 def preset_names() -> list[str]:
-    """Names of the configuration presets shipped with the package."""
+    """Names of the configuration presets shipped with the package (aliases included)."""
     folder = resources.files("mammohybrid") / "presets"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    files = [p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")]
+    return sorted(files + list(PRESET_ALIASES))
 
 
 def _read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
@@ -309,19 +309,26 @@ def _read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
     if path.is_file():
         text, label = path.read_text(encoding="utf-8"), str(path)
     else:
-        preset = resources.files("mammohybrid") / "presets" / f"{source}.yaml"
+        name = PRESET_ALIASES.get(str(source), str(source))
+        preset = resources.files("mammohybrid") / "presets" / f"{name}.yaml"
         if not preset.is_file():
             raise ConfigError(
                 f"config '{source}' is neither a file nor a preset "
                 f"(presets: {', '.join(preset_names())})")
         text, label = preset.read_text(encoding="utf-8"), f"preset {source}"
+    return parse_yaml_mapping(text, label), label
+
+
+def parse_yaml_mapping(text: str, label: str) -> dict[str, Any]:
+    """YAML text that must hold a mapping (empty text: an empty one); ``label`` names it in
+    errors."""
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{label} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping at the top level")
-    return data, label
+    return data
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

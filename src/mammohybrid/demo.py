@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, with_overrides
@@ -29,12 +28,19 @@ from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 
 DEMO_PRESET = "demo"
-# The filter ensembles compared on the test split: the training strategy alone, each other
-# paper strategy alone, and averages (the paper's "median for some cases, Wiener for others"
-# idea, done without the label, which is unknown at inference).
+# The filter ensembles compared on the test split: each paper strategy alone, and averages
+# (the paper's "median for some cases, Wiener for others" idea, done without the label, which
+# is unknown at inference). The training strategy alone always comes first (see ensembles()).
 ENSEMBLES: tuple[tuple[str, ...], ...] = (
     ("median",), ("wiener",), ("gaussian",), ("median", "wiener"),
     ("median", "wiener", "gaussian"))
+
+
+def ensembles(training_strategy: str) -> list[tuple[str, ...]]:
+    """The ensembles the demo compares: the strategy the model was trained with, alone, first
+    (the baseline the report compares the others with), then the rest of :data:`ENSEMBLES`."""
+    baseline = (training_strategy,)
+    return [baseline, *(names for names in ENSEMBLES if names != baseline)]
 
 
 @dataclass(frozen=True)
@@ -95,13 +101,14 @@ class _Stages:
         console.print(f"[dim]{name}: {self.timings[name]:.1f} s[/dim]")
 
 
-def run_demo(out_dir: str | os.PathLike[str], config: Config, patients: int = 80,
+def run_demo(out_dir: str | os.PathLike[str], config: Config, patients: int = 160,
              seed: int = 0, workers: int = 2, gradcam_images: int = 4) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (see the module doc) and return its results."""
     from mammohybrid.data.ingest import run_ingest
+    from mammohybrid.data.manifest import read_manifest, usable_rows
     from mammohybrid.data.synth import generate_cbis_ddsm
     from mammohybrid.evaluation.evaluate import evaluate_run
-    from mammohybrid.preprocess import run_batch, usable_rows
+    from mammohybrid.preprocess import run_batch
     from mammohybrid.training import train
 
     layout = DemoLayout(Path(out_dir))
@@ -130,7 +137,7 @@ def run_demo(out_dir: str | os.PathLike[str], config: Config, patients: int = 80
     with stage("train", "Training the hybrid " + " + ".join(config.model.backbones)):
         train(train_config, layout.run.root, resume=True)
 
-    test_rows = usable_rows(pd.read_csv(layout.preprocessed / "manifest.csv"))
+    test_rows = usable_rows(read_manifest(layout.preprocessed / "manifest.csv"))
     test_rows = test_rows[test_rows["split"] == "test"]
     with stage("predict", "Predicting the raw test DICOMs: Grad-CAM and filter ensembles"):
         ensemble, explained = _predict_test_images(layout, test_rows, workers, gradcam_images,
@@ -162,16 +169,18 @@ def _predict_test_images(layout: DemoLayout, test_rows: pd.DataFrame, workers: i
                          gradcam_images: int, config: Config
                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict the raw test crops (DICOM, as a user would) with every strategy of
-    :data:`ENSEMBLES`; explain a few with Grad-CAM. Returns the ensemble comparison table and
+    :func:`ensembles`; explain a few with Grad-CAM. Returns the ensemble comparison table and
     the explained images (path, label, probability, overlay paths)."""
+    from sklearn.metrics import log_loss
+
+    from mammohybrid.evaluation.evaluate import metrics_report, predictions_frame
+    from mammohybrid.evaluation.report import metric_interval
     from mammohybrid.inference import Predictor
 
-    from mammohybrid.evaluation.bootstrap import bootstrap_intervals
-    from mammohybrid.evaluation.metrics import compute_metrics
-
     sources = test_rows["source_path"].tolist()
-    strategies = sorted({name for names in ENSEMBLES for name in names},
-                        key=lambda name: (name != config.preprocess.strategy, name))
+    compared = ensembles(config.preprocess.strategy)
+    # The training strategy first: the primary one, which Grad-CAM explains.
+    strategies = list(dict.fromkeys(name for names in compared for name in names))
     with Predictor.from_run(layout.run.root, strategies=strategies) as predictor:
         table = predictor.predict_paths(sources, workers=workers)
         chosen = _pick_examples(table, test_rows, gradcam_images)
@@ -183,19 +192,17 @@ def _predict_test_images(layout: DemoLayout, test_rows: pd.DataFrame, workers: i
     explained = explained.assign(label=chosen["label"].to_numpy(),
                                  probability=explained[primary].to_numpy())
 
-    labels = test_rows["label"].to_numpy()
-    patients = test_rows["patient_id"].astype(str).to_numpy()
     rows = []
-    for names in ENSEMBLES:
-        probabilities = table[[f"probability_{name}" for name in names]].mean(axis=1).to_numpy()
-        point = compute_metrics(labels, probabilities, predictor.threshold.value)
-        intervals = bootstrap_intervals(labels, probabilities, patients,
-                                        predictor.threshold.value,
-                                        config.evaluate.bootstrap_samples,
-                                        config.evaluate.ci_level, config.seed).to_dict()
-        low, high = intervals.get("auc_ci95", (np.nan, np.nan))
-        rows.append({"strategies": " + ".join(names), "auc": point.auc,
-                     "auc_ci_low": low, "auc_ci_high": high, "accuracy": point.accuracy})
+    for names in compared:
+        probabilities = table[[f"probability_{name}" for name in names]].mean(axis=1)
+        metrics = metrics_report(
+            predictions_frame(test_rows, probabilities.to_numpy(), predictor.threshold.value),
+            predictor.threshold, config.evaluate, config.seed, "test")
+        low, high = metric_interval(metrics, "auc") or (None, None)
+        rows.append({"strategies": " + ".join(names), "auc": metrics["auc"],
+                     "auc_ci_low": low, "auc_ci_high": high, "accuracy": metrics["accuracy"],
+                     # A proper scoring rule still separates strategies when AUC saturates.
+                     "log_loss": log_loss(test_rows["label"], probabilities, labels=[0, 1])})
     return pd.DataFrame(rows), explained
 
 
@@ -203,7 +210,7 @@ def _pick_examples(table: pd.DataFrame, test_rows: pd.DataFrame, count: int) -> 
     """Half malignant, half benign test images, each the most confidently right of its class
     (what the model looks at when it is sure), for Grad-CAM."""
     frame = test_rows.assign(probability=table["probability"].to_numpy())
-    frame = frame[table["error"].isna().to_numpy()]
+    frame = frame[table["error"].eq("").to_numpy()]
     picks = []
     for label, ascending in ((1, False), (0, True)):
         of_class = frame[frame["label"] == label].sort_values("probability", ascending=ascending)
@@ -216,10 +223,21 @@ def _ensemble_section(ensemble: pd.DataFrame) -> ReportSection:
         return "n/a" if value is None or pd.isna(value) else f"{value:.3f}"
 
     base = ensemble.iloc[0]
-    best = ensemble.loc[ensemble["auc"].idxmax()]
-    verdict = (f"On this test split, {best['strategies']} has the highest AUC "
-               f"({number(best['auc'])} vs {number(base['auc'])} for {base['strategies']} "
-               "alone); the intervals show whether the difference is more than noise.")
+    others = ensemble.iloc[1:]
+    better = others[(others["auc"] > base["auc"] + 0.005)
+                    | ((others["auc"] >= base["auc"] - 0.005)
+                       & (others["log_loss"] < base["log_loss"] * 0.9))]
+    verdict = (
+        f"Against {base['strategies']} alone (AUC {number(base['auc'])}, log loss "
+        f"{number(base['log_loss'])}), "
+        + ("these score better (AUC higher by over 0.005, or log loss over 10 % lower): "
+           + ", ".join(
+            f"{row.strategies} (AUC {number(row.auc)}, log loss {number(row.log_loss)})"
+            for row in better.itertuples()) if len(better) else
+           "no other strategy or average is better by more than 0.005 AUC or 10 % log loss: "
+           "the ensemble does not help on this test split")
+        + ". The intervals overlap heavily on a test split this small, so treat any "
+          "difference as a hint, not a finding.")
     return ReportSection(
         heading="Test-time filter ensemble",
         paragraphs=[
@@ -227,11 +245,11 @@ def _ensemble_section(ensemble: pd.DataFrame) -> ReportSection:
             "benign-looking cases. The label is unknown at inference, so the demo averages the "
             "probabilities of several pre-processing strategies instead (predicted from the raw "
             "test DICOMs with `mammohybrid predict --filters ...`). The model was trained on the "
-            f"first strategy only, and the threshold was chosen for it.", verdict],
-        table=(["Strategies", "AUC", "AUC 95% CI", "Accuracy"],
+            "first strategy only, and the threshold was chosen for it.", verdict],
+        table=(["Strategies", "AUC", "AUC interval", "Accuracy", "Log loss"],
                [[row.strategies, number(row.auc),
                  f"[{number(row.auc_ci_low)}, {number(row.auc_ci_high)}]",
-                 number(row.accuracy)] for row in ensemble.itertuples()]))
+                 number(row.accuracy), number(row.log_loss)] for row in ensemble.itertuples()]))
 
 
 def _gradcam_section(explained: pd.DataFrame) -> ReportSection:
@@ -250,10 +268,13 @@ def _gradcam_section(explained: pd.DataFrame) -> ReportSection:
 
 def print_headline(result: DemoResult, echo: Callable[[str], Any] = console.print) -> None:
     """The report's path and the headline test metrics with their intervals."""
+    from mammohybrid.evaluation.report import metric_interval
+
     metrics = result.metrics
+    level = metrics.get("ci", {}).get("level", 0.95)
 
     def with_ci(name: str) -> str:
-        low, high = metrics.get(f"{name}_ci95") or (None, None)
+        low, high = metric_interval(metrics, name) or (None, None)
         value = metrics.get(name)
         if value is None:
             return f"{name} n/a"
@@ -262,7 +283,7 @@ def print_headline(result: DemoResult, echo: Callable[[str], Any] = console.prin
 
     echo(f"report: {result.report_html.resolve()}")
     echo(f"metrics: {(result.layout.root / 'metrics.json').resolve()}")
-    echo("test split (" + f"n = {metrics.get('n')}, 95% patient-bootstrap CI): "
+    echo("test split (" + f"n = {metrics.get('n')}, {level:.0%} patient-bootstrap CI): "
          + ", ".join(with_ci(name) for name in ("auc", "accuracy", "sensitivity",
                                                  "specificity")))
     echo(f"total time: {result.timings.get('total', 0.0):.0f} s")

@@ -21,6 +21,10 @@ class EmptyROIError(MammohybridError):
     """The ROI threshold kept no pixel and the empty-mask policy is ``error``."""
 
 
+class RunNotFinishedError(MammohybridError):
+    """A run directory has no finished model (training not run, still running or killed)."""
+
+
 class WeightsUnavailableError(MammohybridError):
     """Pretrained weights cannot be downloaded or loaded."""
 

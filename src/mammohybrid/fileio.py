@@ -1,4 +1,5 @@
-"""Atomic file writing: a reader (or a resumed run after ``kill -9``) never sees a half-written file."""
+"""Atomic file writing: a reader (or a run resumed after ``kill -9``) never sees a half-written
+file."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default)
+    atomic_write_text(path, text + "\n")
 
 
 def _json_default(value: Any) -> Any:

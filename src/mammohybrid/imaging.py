@@ -7,7 +7,10 @@
   largest representable value becomes 65535; MONOCHROME1 images are inverted so that bright
   always means dense tissue; signed pixel data is shifted to unsigned;
 - ``float32`` for floating-point files (e.g. TIFF).
-Colour files are converted to grey. Every failure raises :class:`ImageReadError` naming the file.
+Colour files are converted to grey. A PGM/PPM whose header ``maxval`` is below its depth's full
+scale (a 12-bit PGM with maxval 4095) is rescaled to that full scale, as DICOM ``BitsStored`` is:
+OpenCV returns the stored values, which would put a 12-bit film far below the 193 threshold.
+Every failure raises :class:`ImageReadError` naming the file.
 
 ``write_dicom`` is its inverse for DICOM (used by the synthetic CBIS-DDSM and the tests): it
 encodes an image as ``read_image`` would return it, in a chosen ``BitsStored``, photometric
@@ -17,6 +20,7 @@ interpretation, signedness and transfer syntax (uncompressed, RLE or JPEG 2000 l
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -66,12 +70,32 @@ def _read_raster(path: Path) -> np.ndarray:
         else:
             image = image[:, :, 0]
     if image.dtype == np.uint8 or image.dtype == np.uint16:
+        maxval = _pnm_maxval(data)
+        full_scale = int(np.iinfo(image.dtype).max)
+        if maxval is not None and maxval < full_scale:
+            values = np.minimum(image, maxval).astype(np.int64)
+            image = ((values * full_scale + maxval // 2) // maxval).astype(image.dtype)
         return np.ascontiguousarray(image)
     if np.issubdtype(image.dtype, np.floating):
         return image.astype(np.float32)
     if image.dtype == np.int16:
         return (image.astype(np.int32) + 32768).astype(np.uint16)
     raise ImageReadError(f"{path}: unsupported pixel type {image.dtype}")
+
+
+def _pnm_maxval(data: np.ndarray) -> int | None:
+    """The ``maxval`` of a PGM/PPM header (P2, P3, P5, P6), None for any other file."""
+    head = data[:1024].tobytes()
+    if head[:2] not in (b"P2", b"P3", b"P5", b"P6"):
+        return None
+    # Header: magic, width, height, maxval, separated by whitespace; '#' comments run to the
+    # end of their line.
+    fields = re.sub(rb"#[^\r\n]*", b" ", head[2:]).split(maxsplit=3)
+    try:
+        maxval = int(fields[2])
+    except (IndexError, ValueError):
+        return None
+    return maxval if maxval > 0 else None
 
 
 def _read_dicom(path: Path) -> np.ndarray:

@@ -159,6 +159,20 @@ def test_raster_files_keep_their_depth(tmp_path, suffix, dtype):
     np.testing.assert_array_equal(back, image)
 
 
+def test_pgm_maxval_below_full_scale_is_rescaled(tmp_path):
+    # OpenCV returns the stored values of a PGM; the header's maxval says what white is.
+    stored = np.array([[0, 1, 2048], [4095, 100, 3000]], ">u2")
+    twelve = tmp_path / "twelve.pgm"
+    twelve.write_bytes(b"P5\n# a 12-bit film\n3 2\n4095\n" + stored.tobytes())
+    image = read_image(twelve)
+    assert image.dtype == np.uint16
+    # round(v * 65535 / 4095), as DICOM BitsStored 12
+    np.testing.assert_array_equal(image, [[0, 16, 32776], [65535, 1600, 48011]])
+    four = tmp_path / "four.pgm"
+    four.write_bytes(b"P5 2 2 15\n" + bytes([0, 15, 8, 1]))
+    np.testing.assert_array_equal(read_image(four), [[0, 255], [136, 17]])
+
+
 def test_jpeg_and_colour_files_become_grey(tmp_path):
     colour = np.zeros((16, 16, 3), np.uint8)
     colour[..., 1] = 200  # pure green: grey = 0.587 * 200

@@ -6,9 +6,17 @@ configuration (pre-processing included) and the decision threshold chosen on val
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mammohybrid.errors import RunNotFinishedError
+
+if TYPE_CHECKING:
+    from mammohybrid.config import Config
+    from mammohybrid.evaluation.threshold import ThresholdChoice
 
 
 @dataclass(frozen=True)
@@ -72,3 +80,27 @@ class RunDir:
 
     def is_finished(self) -> bool:
         return self.done.is_file() and self.model.is_file()
+
+    def require_finished(self) -> None:
+        """Raise :class:`RunNotFinishedError` unless training has finished."""
+        if not self.is_finished():
+            raise RunNotFinishedError(f"{self.root}: the run has not finished (no DONE or "
+                                      "model.keras); finish or resume training first")
+
+    def load_config(self) -> Config:
+        """The run's resolved configuration (pre-processing included)."""
+        from mammohybrid.config import load_config
+
+        if not self.config.is_file():
+            raise RunNotFinishedError(f"{self.root}: not a run directory (no config.yaml)")
+        return load_config(self.config)
+
+    def load_threshold(self) -> ThresholdChoice | None:
+        """The threshold chosen on validation when training ended (None if not written)."""
+        from mammohybrid.evaluation.threshold import ThresholdChoice
+
+        if not self.threshold.is_file():
+            return None
+        data = json.loads(self.threshold.read_text(encoding="utf-8"))
+        return ThresholdChoice(value=float(data["value"]), method=str(data["method"]),
+                               split=str(data["split"]), detail=str(data.get("detail", "")))

@@ -99,3 +99,27 @@ def test_sqlite_store_needs_sqlalchemy(tmp_path):
         with Tracker(uri, run_name="sqlite") as tracker:
             tracker.log_metrics({"auc": 0.5})
         assert _client(uri).get_run(tracker.run_id).data.metrics == {"auc": 0.5}
+
+
+def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path):
+    from mammohybrid.config import load_config
+    from mammohybrid.errors import ConfigError
+    from mammohybrid.tracking import ensure_trained
+    from mammohybrid.training.toydata import make_toy_dataset
+
+    manifest = make_toy_dataset(tmp_path / "data", size=32)
+
+    def config(*extra):
+        return load_config(None, [f"data.manifest={manifest}", "model.backbones=[tinycnn]",
+                                  "model.input_size=32", "model.weights=none",
+                                  "train.batch_size=8", "train.epochs=1", *extra])
+
+    run = RunDir.at(tmp_path / "run")
+    ensure_trained(None, config(), run)
+    model_time = run.model.stat().st_mtime_ns
+    ensure_trained(None, config(), run)  # finished: nothing retrained
+    assert run.model.stat().st_mtime_ns == model_time
+    ensure_trained(None, config("train.epochs=2"), run)  # more epochs: trained, not skipped
+    assert json.loads(run.info.read_text())["epochs"] == 2
+    with pytest.raises(ConfigError, match="another configuration"):
+        ensure_trained(None, config("train.epochs=2", "model.pooling=max"), run)

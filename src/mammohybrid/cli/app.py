@@ -56,6 +56,14 @@ MlflowOption = Annotated[
 ]
 
 
+def default_workers() -> int:
+    """The CPUs this process may use: the default number of worker processes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Config:
     """The config a command runs with: defaults <- file/preset <- --set overrides."""
     return load_config(config, overrides or [])

@@ -13,7 +13,7 @@ from mammohybrid.cli.app import ConfigOption, SetOption, app, resolve_config
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
-    patients: Annotated[int, typer.Option(min=8, help="Synthetic patients to generate.")] = 80,
+    patients: Annotated[int, typer.Option(min=8, help="Synthetic patients to generate.")] = 160,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic dataset.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Pre-processing worker processes.")] = 2,
     config: ConfigOption = None,

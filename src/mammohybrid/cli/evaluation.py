@@ -17,11 +17,10 @@ ManifestOption = Annotated[
 
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     from mammohybrid.evaluation.metrics import METRIC_LABELS, METRIC_NAMES
-    from mammohybrid.evaluation.report import format_interval, format_metric
+    from mammohybrid.evaluation.report import format_interval, format_metric, metric_interval
 
-    suffix = next((k[len("auc_"):] for k in metrics if k.startswith("auc_ci")), "ci95")
     return [f"  {METRIC_LABELS[name]:<52} {format_metric(name, metrics.get(name)):>9}  "
-            f"[{format_interval(name, metrics.get(f'{name}_{suffix}'))}]"
+            f"[{format_interval(name, metric_interval(metrics, name))}]"
             for name in METRIC_NAMES]
 
 
@@ -35,7 +34,8 @@ def evaluate(
     manifest: ManifestOption = None,
     overrides: SetOption = None,
 ) -> None:
-    """Evaluate a run on one split: metrics with 95 % intervals, figures, report.html.
+    """Evaluate a run on one split: metrics with intervals (95 % by default), figures,
+    report.html.
 
     Writes predictions.csv, metrics.json (patient-bootstrap intervals), the confusion matrix,
     the ROC curve, the training curves, a self-contained report.html and report.md.

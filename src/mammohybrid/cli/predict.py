@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mammohybrid.cli.app import app
-from mammohybrid.cli.preprocess import EXIT_SOME_FAILED, _default_workers
+from mammohybrid.cli.app import app, default_workers
+from mammohybrid.cli.preprocess import EXIT_SOME_FAILED
 
 # How many failed inputs the summary names (all are in the CSV's 'error' column).
 SHOWN_FAILURES = 5
@@ -29,7 +29,7 @@ def predict(
     workers: Annotated[int, typer.Option(
         "--workers", "-j", min=0, help="Processes that decode and pre-process ahead of the "
                                        "model (default: all CPUs; 0: none, in turn with the "
-                                       "model).")] = _default_workers(),
+                                       "model).")] = default_workers(),
     gradcam: Annotated[Optional[Path], typer.Option(
         "--gradcam", metavar="DIR", help="Write Grad-CAM overlays (one per backbone branch "
                                          "and one combined) to DIR.")] = None,

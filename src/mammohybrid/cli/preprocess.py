@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from mammohybrid.cli.app import ConfigOption, SetOption, app, resolve_config
+from mammohybrid.cli.app import ConfigOption, SetOption, app, default_workers, resolve_config
 
 # Exit status of a run that finished but could not process some images (1 = fatal error).
 EXIT_SOME_FAILED = 3
-
-
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @app.command("preprocess")
@@ -32,7 +24,7 @@ def preprocess(
         help="median, gaussian or wiener (the paper's chains), none, or custom "
              "(steps from preprocess.steps). Default: preprocess.strategy of the config.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (default: all CPUs).")]
-    = _default_workers(),
+    = default_workers(),
     config: ConfigOption = None,
     overrides: SetOption = None,
     qa: Annotated[int, typer.Option("--qa", min=0, help="Write QA figures (every step, "

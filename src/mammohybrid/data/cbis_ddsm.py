@@ -271,9 +271,19 @@ class TCIAResolver:
 
 
 def _index_case_folders(root: Path) -> dict[str, list[Path]]:
-    """Case folder name -> the DICOM files below it (wherever it sits under ``root``)."""
+    """Case folder name -> the DICOM files below it (wherever it sits under ``root``).
+
+    Folder links are followed (a download often sits on another disk, linked into place);
+    a folder reached twice, e.g. through a link loop, is read once.
+    """
     index: dict[str, list[Path]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    visited: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:
+            dirnames.clear()
+            continue
+        visited.add(real)
         dirnames.sort()
         dicoms = [name for name in filenames if name.lower().endswith(".dcm")]
         if not dicoms:

@@ -154,6 +154,22 @@ def test_swapped_csv_columns_and_descriptive_names_resolve_by_content(tmp_path, 
     assert list(got["lesion_id"]) == ["Mass_P_00001_LEFT"] * 2
 
 
+def test_linked_download_folders_are_followed_once(tmp_path, synthetic_row):
+    # The download lives elsewhere and is linked into ROOT; a link loop must not hang the scan.
+    elsewhere = tmp_path / "disk"
+    row = synthetic_row("P_00001")
+    paths = write_case_files(elsewhere / "CBIS-DDSM", row, 0, descriptive=True)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "CBIS-DDSM").symlink_to(elsewhere / "CBIS-DDSM", target_is_directory=True)
+    (elsewhere / "CBIS-DDSM" / "loop").symlink_to(elsewhere, target_is_directory=True)
+    write_case_csv(root, [row])
+    result = ingest_cbis_ddsm(root, DataConfig())
+    assert result.errors == []
+    [image_path] = result.frame["image_path"]
+    assert Path(image_path).resolve() == paths["crop"].resolve()
+
+
 def test_pick_crop_and_mask_uses_content_not_names(tmp_path):
     crop = write_dicom(tmp_path / "b_mask_named.dcm", crop_image(0))
     mask = write_dicom(tmp_path / "a_crop_named.dcm", mask_image(0))

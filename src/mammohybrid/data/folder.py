@@ -13,7 +13,10 @@ Accepted layouts (class and split folder names are case-insensitive):
 Patients: in the folder layouts, images in a sub-folder of a class folder
 (``ROOT/benign/<patient>/x.png``) belong to that patient; an image directly in a class folder
 is its own patient (the summary says how many), which is only right if every image comes from
-a different woman.
+a different woman. Such a patient is named by the image's path under ROOT without suffix
+(``benign/001``), never by the file name alone: datasets that number their files per class or
+per split (``train/benign/1.png``, ``test/benign/1.png``) would otherwise merge unrelated images
+into one patient, or into one that crosses splits. ``lesion_id`` is that path too.
 """
 
 from __future__ import annotations
@@ -114,15 +117,15 @@ def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, ob
                 if file.suffix.lower() not in IMAGE_SUFFIXES:
                     result.count("skipped: files that are not images")
                     continue
+                image_id = file.relative_to(root).with_suffix("").as_posix()
                 relative = file.relative_to(class_dir)
                 if len(relative.parts) > 1:
                     patient = relative.parts[0]
                 else:
-                    patient, loose = file.stem, loose + 1
+                    patient, loose = image_id, loose + 1
                 entries.append({"root": root, "path": str(file.relative_to(root)),
                                 "source": class_dir, "row": None, "pathology": pathology,
-                                "patient_id": patient, "split": split,
-                                "lesion_id": relative.with_suffix("").as_posix()})
+                                "patient_id": patient, "split": split, "lesion_id": image_id})
     if loose:
         result.note(f"{loose} image(s) lie directly in a class folder: each is counted as its "
                     "own patient (put one patient's images in a sub-folder to group them)")

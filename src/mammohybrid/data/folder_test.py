@@ -34,9 +34,11 @@ def test_class_folders_with_patient_subfolders(tmp_path):
     _png(tmp_path / "other" / "y.png")
     result = ingest_folder(tmp_path, DataConfig())
     frame = result.frame.sort_values("image_path")
-    assert frame["patient_id"].tolist() == ["anna", "anna", "anna", "x1", "x2"]
+    assert frame["patient_id"].tolist() == ["anna", "anna", "anna", "malignant/x1",
+                                            "malignant/x2"]
     assert frame["label"].tolist() == [0, 0, 1, 1, 1]
-    assert frame["lesion_id"].tolist() == ["anna/cc", "anna/mlo", "anna/left", "x1", "x2"]
+    assert frame["lesion_id"].tolist() == ["benign/anna/cc", "benign/anna/mlo",
+                                           "malignant/anna/left", "malignant/x1", "malignant/x2"]
     assert "split" not in frame.columns
     assert result.counts["skipped: files that are not images"] == 1
     assert any("2 image(s) lie directly in a class folder" in n for n in result.notes)
@@ -55,6 +57,23 @@ def test_split_folders_are_kept(tmp_path):
     assert len(test) == 8 and test["image_path"].str.contains("/test/").all()
     assert set(manifest["split"]) == {"train", "val", "test"}  # val carved from train
     assert manifest.loc[manifest["split"] == "val", "image_path"].str.contains("/train/").all()
+
+
+def test_files_numbered_per_class_and_split_are_distinct_patients(tmp_path):
+    # A common layout: every class folder of every split numbers its files from 0. A loose
+    # file is its own patient, so "0.png" in four folders is four patients, not one that
+    # crosses splits (which used to abort the ingest with a patient leak).
+    for split in ("train", "test"):
+        for cls in ("benign", "malignant"):
+            for i in range(3):
+                _png(tmp_path / split / cls / f"{i}.png")
+    out = tmp_path / "m.csv"
+    result = run_ingest("folder", tmp_path, out, Config())
+    manifest = read_manifest(out)
+    assert manifest["patient_id"].nunique() == len(manifest) == 12
+    assert "train/benign/0" in set(manifest["patient_id"])
+    assert manifest["lesion_id"].nunique() == 12
+    assert any("12 image(s) lie directly in a class folder" in n for n in result.notes)
 
 
 def test_user_csv_with_aliases_and_bad_rows(tmp_path):

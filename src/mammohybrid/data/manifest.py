@@ -91,6 +91,15 @@ def check_no_patient_leak(frame: pd.DataFrame) -> None:
                             f"split (e.g. {examples})")
 
 
+def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a pre-processed manifest that training, evaluation and prediction may use
+    (``status`` = ``ok``: pre-processing succeeded); a manifest without a ``status`` column is
+    returned whole."""
+    if "status" not in frame.columns:
+        return frame
+    return frame[frame["status"].astype(str) == "ok"].reset_index(drop=True)
+
+
 def split_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Images, lesions and patients per split and class (rows: split x class, plus totals)."""
     lesion_key = "lesion_id" if "lesion_id" in frame.columns else "image_path"

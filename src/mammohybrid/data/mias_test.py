@@ -155,6 +155,16 @@ def test_run_ingest_mias_writes_crops_manifest_and_grouped_splits(mias_root, tmp
     assert len(result.errors) == 3
 
 
+def test_a_corrupt_film_is_a_row_error_and_the_rest_ingests(mias_root, tmp_path):
+    (mias_root / "mdb005.pgm").write_bytes(b"P5\n1024 1024\n255\n" + b"\0" * 100)  # truncated
+    result = ingest_mias(mias_root, DataConfig(), out_dir=tmp_path)
+    assert result.frame["lesion_id"].tolist() == ["mdb001_1", "mdb002_1", "mdb006_1"]
+    unreadable = [e for e in result.errors if e.kind == "unreadable_image"]
+    # both lesion lines of the film are reported, each with its Info.txt line
+    assert [e.row for e in unreadable] == [len(HEADER) + 5, len(HEADER) + 6]
+    assert all("mdb005.pgm" in e.message for e in unreadable)
+
+
 def test_missing_info_txt_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="Info.txt not found"):
         ingest_mias(tmp_path, DataConfig(), out_dir=tmp_path)

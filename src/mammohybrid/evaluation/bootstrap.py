@@ -80,17 +80,12 @@ class BootstrapIntervals:
     seed: int
     undefined_resamples: dict[str, int]
 
-    @property
-    def key_suffix(self) -> str:
-        """``ci95`` for a 95 % level: metrics.json holds ``<metric>_ci95`` = [low, high]."""
-        return f"ci{round(self.level * 100):d}"
-
     def to_dict(self) -> dict[str, object]:
         """``<metric>_ciNN`` keys plus a ``ci`` block describing the method."""
         out: dict[str, object] = {}
         for name in METRIC_NAMES:
             interval = self.intervals.get(name)
-            out[f"{name}_{self.key_suffix}"] = (list(interval) if interval is not None
+            out[interval_key(name, self.level)] = (list(interval) if interval is not None
                                                 else [None, None])
         out["ci"] = {
             "method": "percentile bootstrap, resampling patients with replacement",
@@ -99,6 +94,11 @@ class BootstrapIntervals:
             "undefined_resamples": {k: v for k, v in self.undefined_resamples.items() if v},
         }
         return out
+
+
+def interval_key(name: str, level: float) -> str:
+    """The metrics.json key of a metric's interval: ``auc_ci95`` for AUC at a 95 % level."""
+    return f"{name}_ci{round(level * 100):d}"
 
 
 def bootstrap_intervals(labels: np.ndarray, probabilities: np.ndarray, patient_ids: np.ndarray,

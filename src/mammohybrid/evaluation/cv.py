@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, save_config
-from mammohybrid.data.manifest import read_manifest, write_manifest
+from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
 from mammohybrid.data.splits import assign_folds, patient_strata, sample_patients
 from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.bootstrap import bootstrap_intervals
+from mammohybrid.evaluation.bootstrap import bootstrap_intervals, interval_key
 from mammohybrid.evaluation.evaluate import (
     RunPredictor,
     choose_threshold,
@@ -45,7 +45,6 @@ from mammohybrid.evaluation.evaluate import (
 from mammohybrid.evaluation.metrics import METRIC_NAMES, mean_and_std, weighted_auc
 from mammohybrid.evaluation.plots import RocInput, plot_roc
 from mammohybrid.fileio import atomic_open, atomic_write_json
-from mammohybrid.preprocess import usable_rows
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.tracking import Tracker, ensure_trained, open_tracker
@@ -186,8 +185,8 @@ def _summarise(out: Path, fold_rows: list[dict[str, Any]], oof: pd.DataFrame, fo
         auc = float(weighted_auc(labels, scores))
         pooled.append({"repeat": int(repeat), "n": int(len(group)),
                        "auc": None if np.isnan(auc) else auc,
-                       f"auc_{intervals.key_suffix}": intervals.to_dict()[
-                           f"auc_{intervals.key_suffix}"]})
+                       interval_key("auc", intervals.level): intervals.to_dict()[
+                           interval_key("auc", intervals.level)]})
         curves.append(RocInput(f"repeat {repeat + 1}, pooled out-of-fold", labels, scores))
     plot_roc(curves, files["roc"], title=f"Pooled out-of-fold ROC ({folds}-fold x {repeats})")
     summary = {

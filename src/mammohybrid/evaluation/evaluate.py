@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, EvaluateConfig, load_config, save_config, with_overrides
-from mammohybrid.data.manifest import SPLITS, read_manifest
-from mammohybrid.errors import ConfigError, MammohybridError, ManifestError
+from mammohybrid.data.manifest import SPLITS, read_manifest, usable_rows
+from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.evaluation.bootstrap import bootstrap_intervals
 from mammohybrid.evaluation.metrics import (
     PAPER_EQ6_NOTE,
@@ -38,7 +38,6 @@ from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_r
 from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
 from mammohybrid.evaluation.threshold import ThresholdChoice, select_threshold
 from mammohybrid.fileio import atomic_open, atomic_write_json
-from mammohybrid.preprocess import usable_rows
 from mammohybrid.run_dir import RunDir
 
 PREDICTION_COLUMNS = ["image", "patient", "label", "probability", "predicted", "split"]
@@ -51,10 +50,6 @@ SPLIT_NOTES = {
     "train": "Training split: the model was fitted on it; these figures say nothing about "
              "generalisation.",
 }
-
-
-class RunNotFinishedError(MammohybridError):
-    """The run directory has no finished model to evaluate."""
 
 
 @dataclass(frozen=True)
@@ -153,19 +148,19 @@ def write_evaluation(out_dir: str | os.PathLike[str], predictions: pd.DataFrame,
 
 
 # --------------------------------------------------------------------------- run directories
-def load_run_config(run: RunDir) -> Config:
-    if not run.config.is_file():
-        raise RunNotFinishedError(f"{run.root}: not a run directory (no config.yaml)")
-    return load_config(run.config)
+# What a run was trained and validated with: evaluating it must not change them.
+FIXED_SECTIONS = ("model", "preprocess", "data")
 
 
-def read_threshold(run: RunDir) -> ThresholdChoice | None:
-    """The threshold the run chose on validation (``threshold.json``), if it wrote one."""
-    if not run.threshold.is_file():
-        return None
-    data = json.loads(run.threshold.read_text(encoding="utf-8"))
-    return ThresholdChoice(value=float(data["value"]), method=str(data["method"]),
-                           split=str(data["split"]), detail=str(data.get("detail", "")))
+def _check_evaluation_overrides(overrides: list[str]) -> list[str]:
+    for override in overrides:
+        section = override.partition("=")[0].strip().partition(".")[0]
+        if section in FIXED_SECTIONS:
+            raise ConfigError(
+                f"--set {override}: the {section} section is the run's own (what it was trained "
+                "and validated with) and cannot change at evaluation; evaluate.* settings can "
+                "(use --manifest for another manifest)")
+    return overrides
 
 
 def _threshold_settings(evaluate: EvaluateConfig) -> tuple[Any, ...]:
@@ -199,9 +194,7 @@ class RunPredictor:
     """A finished run's model, loaded once, predicting manifest rows (lazy TensorFlow)."""
 
     def __init__(self, run: RunDir, config: Config):
-        if not run.is_finished():
-            raise RunNotFinishedError(f"{run.root}: the run has not finished (no DONE or "
-                                      "model.keras); finish or resume training first")
+        run.require_finished()
         from mammohybrid.models import load_model
 
         self.config = config
@@ -231,8 +224,8 @@ def choose_threshold(run: RunDir, config: Config, frame: pd.DataFrame,
     """The run's validation threshold, or a new one chosen on validation when the evaluation
     settings ask for another rule than the run used. ``predict`` is only ever given the
     validation rows of ``frame``."""
-    stored = read_threshold(run)
-    trained_with = load_run_config(run).evaluate
+    stored = run.load_threshold()
+    trained_with = run.load_config().evaluate
     if stored is not None and _threshold_settings(trained_with) == _threshold_settings(
             config.evaluate):
         return stored
@@ -249,14 +242,16 @@ def evaluate_run(run_dir: str | os.PathLike[str], split: str = "test",
                  sections: Sequence[ReportSection] = ()) -> EvaluationResult:
     """Evaluate a finished run on ``split`` of its manifest and write every artefact into
     ``out_dir`` (default ``RUN_DIR/evaluation-<split>``). ``overrides`` (``key=value``) may change
-    the ``evaluate`` section (threshold rule, bootstrap samples, interval level); ``sections``
+    the ``evaluate`` section (threshold rule, bootstrap samples, interval level), not the
+    ``model``, ``preprocess`` or ``data`` sections (:class:`ConfigError`); ``sections``
     are added to the report (the demo's Grad-CAM and filter-ensemble results)."""
     if split not in SPLITS:
         raise ManifestError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
     run = RunDir.at(run_dir)
-    config = load_run_config(run)
+    config = run.load_config()
+    run.require_finished()  # before any other complaint: an unfinished run has no model
     if overrides:
-        config = with_overrides(config, overrides)
+        config = with_overrides(config, _check_evaluation_overrides(overrides))
     manifest_path = run_manifest(config, manifest)
     check_same_preprocess(config, manifest_path)
     everything = read_manifest(manifest_path)

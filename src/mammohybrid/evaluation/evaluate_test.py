@@ -11,7 +11,6 @@ from mammohybrid.evaluation.evaluate import (
     choose_threshold,
     metrics_report,
     predictions_frame,
-    read_threshold,
     write_evaluation,
 )
 from mammohybrid.evaluation.metrics import compute_metrics
@@ -96,7 +95,7 @@ def test_stored_validation_threshold_is_applied_unchanged(tmp_path):
     run = _run_dir(tmp_path, config, stored)
     frame = _manifest()
     predict = _Recorder(pd.Series(_scores(frame), index=frame.index))
-    assert read_threshold(run) == stored
+    assert run.load_threshold() == stored
     assert choose_threshold(run, config, frame, predict) == stored
     assert predict.splits == []  # nothing predicted, the test split least of all
 
@@ -161,3 +160,16 @@ def test_manifest_preprocessed_otherwise_is_refused(tmp_path):
     save_config(with_overrides(config, ["preprocess.strategy=wiener"]), tmp_path / "config.yaml")
     with pytest.raises(ConfigError, match=r"preprocess\.strategy differ"):
         check_same_preprocess(config, manifest)
+
+
+@pytest.mark.parametrize("override", ["model.input_size=64", "preprocess.strategy=wiener",
+                                      "data.benign_without_callback=malignant"])
+def test_evaluation_cannot_change_what_the_run_was_trained_with(tmp_path, override):
+    from mammohybrid.errors import ConfigError
+    from mammohybrid.evaluation.evaluate import evaluate_run
+
+    run = _run_dir(tmp_path, Config(), None)
+    run.model.write_bytes(b"")  # a finished run as far as the layout goes
+    run.done.write_text("done\n")
+    with pytest.raises(ConfigError, match=f"--set {override}: the {override.split('.')[0]} "):
+        evaluate_run(run.root, overrides=[override])

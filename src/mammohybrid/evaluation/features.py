@@ -1,5 +1,7 @@
 """``mammohybrid features``: the pooled feature vector of every image of a manifest, for analysis
-outside the tool (a linear probe, t-SNE, radiomics comparisons).
+outside the tool (a linear probe, t-SNE, radiomics comparisons). A manifest whose images were
+pre-processed with other settings than the run's training images is refused, as by
+``evaluate``.
 
 The vector is the output of the trained model's global pooling layer: the backbones' last
 feature maps, concatenated and globally pooled (2048 + 2560 = 4608 values for the paper's
@@ -17,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mammohybrid.data.manifest import read_manifest
-from mammohybrid.evaluation.evaluate import RunPredictor, load_run_config
+from mammohybrid.data.manifest import read_manifest, usable_rows
+from mammohybrid.evaluation.evaluate import RunPredictor, check_same_preprocess
 from mammohybrid.fileio import atomic_path
-from mammohybrid.preprocess import usable_rows
 from mammohybrid.run_dir import RunDir
 
 OPTIONAL_COLUMNS = ("label", "patient_id", "split")
@@ -33,7 +34,8 @@ def extract_features(run_dir: str | os.PathLike[str], manifest: str | os.PathLik
     from mammohybrid.training import predict_manifest
 
     run = RunDir.at(run_dir)
-    config = load_run_config(run)
+    config = run.load_config()
+    check_same_preprocess(config, Path(manifest))
     frame = usable_rows(read_manifest(manifest, require_split=False))
     predictor = RunPredictor(run, config)
     extractor = feature_extractor(predictor.model)

@@ -54,9 +54,10 @@ from mammohybrid.config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    parse_yaml_mapping,
     save_config,
 )
-from mammohybrid.data.manifest import read_manifest
+from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.errors import ConfigError
 from mammohybrid.evaluation.evaluate import (
     RunPredictor,
@@ -67,7 +68,7 @@ from mammohybrid.evaluation.evaluate import (
     release_models,
 )
 from mammohybrid.fileio import atomic_open, atomic_write_json, atomic_write_text
-from mammohybrid.preprocess import run_batch, usable_rows
+from mammohybrid.preprocess import run_batch
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.tracking import ensure_trained, open_tracker
@@ -195,13 +196,7 @@ def _read_grid_yaml(source: str | os.PathLike[str]) -> tuple[dict[str, Any], str
             raise ConfigError(f"grid '{source}' is neither a file nor a shipped grid "
                               f"(shipped: {', '.join(grid_names())})")
         text, label, folder = shipped.read_text(encoding="utf-8"), f"grid {source}", None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{label} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping at the top level")
-    return data, label, folder
+    return parse_yaml_mapping(text, label), label, folder
 
 
 def _resolve(value: Any, folder: Path | None) -> Path:

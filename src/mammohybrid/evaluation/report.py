@@ -24,6 +24,7 @@ import pandas as pd
 from mammohybrid import __version__
 from mammohybrid.config import Config, config_to_yaml
 from mammohybrid.data.manifest import split_summary
+from mammohybrid.evaluation.bootstrap import interval_key
 from mammohybrid.evaluation.metrics import METRIC_LABELS, METRIC_NAMES, PAPER_EQ6_NOTE
 from mammohybrid.fileio import atomic_write_text
 
@@ -85,6 +86,7 @@ class DatasetSummary:
             share = self.roi_empty / self.n_images if self.n_images else 0.0
             policy = {"keep": "kept as black images (the paper's behaviour)",
                       "fallback": "replaced by the unmasked image",
+                      "otsu": "re-thresholded at their own Otsu threshold",
                       "error": "reported as errors"}[self.roi_empty_policy]
             text = (f"{self.roi_empty} of {self.n_images} ROIs ({share:.1%}) came out empty in "
                     f"pre-processing (no pixel above the ROI threshold); they were {policy} "
@@ -160,7 +162,6 @@ def format_interval(name: str, interval: Sequence[float | None] | None) -> str:
 
 def metric_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
     """Rows (metric, value, interval, note) of the metrics table."""
-    suffix = _ci_suffix(metrics)
     undefined = metrics.get("undefined", {})
     rows = []
     for name in METRIC_NAMES:
@@ -171,13 +172,13 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
         if name == "paper_eq6_score":
             note = (note + "; " if note else "") + "not F1: the paper's Eq. 6"
         rows.append([METRIC_LABELS[name], format_metric(name, value),
-                     format_interval(name, metrics.get(f"{name}_{suffix}")), note])
+                     format_interval(name, metric_interval(metrics, name)), note])
     return rows
 
 
-def _ci_suffix(metrics: Mapping[str, Any]) -> str:
-    level = metrics.get("ci", {}).get("level", 0.95)
-    return f"ci{round(level * 100):d}"
+def metric_interval(metrics: Mapping[str, Any], name: str) -> Sequence[float | None] | None:
+    """The interval of metric ``name`` in a metrics.json mapping, at its own level."""
+    return metrics.get(interval_key(name, metrics.get("ci", {}).get("level", 0.95)))
 
 
 class _Format(Protocol):
@@ -231,11 +232,10 @@ class _HtmlFormat:
                 "</figcaption></figure>")
 
     def cards(self, metrics):
-        suffix = _ci_suffix(metrics)
         level = metrics.get("ci", {}).get("level", 0.95)
         out = []
         for name in _HEADLINE:
-            interval = format_interval(name, metrics.get(f"{name}_{suffix}"))
+            interval = format_interval(name, metric_interval(metrics, name))
             out.append(f'<div class="card"><div class="label">{html.escape(METRIC_LABELS[name])}'
                        f'</div><div class="value">{format_metric(name, metrics.get(name))}</div>'
                        f'<div class="ci">{level:.0%} CI: {html.escape(interval)}</div></div>')

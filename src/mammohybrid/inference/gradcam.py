@@ -113,8 +113,7 @@ class GradCAM:
         map_inputs = [keras.Input(tuple(m.shape[1:]), name=f"{n}_map")
                       for n, m in zip(self.backbones, maps)]
         dropped = [part.dropout(x) for part, x in zip(parts, map_inputs)]
-        concat = model.get_layer(CONCAT_NAME)  # a Concatenate takes the list, even of one
-        merged = concat(dropped if isinstance(concat, keras.layers.Concatenate) else dropped[0])
+        merged = model.get_layer(CONCAT_NAME)(dropped)  # a Concatenate, even of one branch
         pooled = model.get_layer(HEAD_DROPOUT_NAME)(model.get_layer(POOL_NAME)(merged))
         self.head = keras.Model(map_inputs, pooled, name="gradcam_head")
 

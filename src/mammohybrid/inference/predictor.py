@@ -108,25 +108,18 @@ class Predictor:
                  strategies: Sequence[str] | None = None) -> Predictor:
         """Load a finished run directory: model (safe mode), config, threshold.
 
-        Raises :class:`~mammohybrid.evaluation.evaluate.RunNotFinishedError` for a folder that
-        is no finished run.
+        Raises :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no
+        finished run.
         """
-        from mammohybrid.evaluation.evaluate import (
-            RunNotFinishedError,
-            load_run_config,
-            read_threshold,
-        )
         from mammohybrid.evaluation.threshold import select_threshold
         from mammohybrid.models import load_model
 
         run = RunDir.at(run_dir)
-        config = load_run_config(run)
-        if not run.is_finished():
-            raise RunNotFinishedError(f"{run.root}: the run has not finished (no DONE or "
-                                      "model.keras); finish or resume training first")
+        config = run.load_config()
+        run.require_finished()
         # A run always writes threshold.json; without it, the config's fixed threshold.
-        threshold = read_threshold(run) or select_threshold(np.empty(0), np.empty(0),
-                                                            config.evaluate)
+        threshold = run.load_threshold() or select_threshold(np.empty(0), np.empty(0),
+                                                             config.evaluate)
         return cls(load_model(run.model), config, threshold, strategies)
 
     # ------------------------------------------------------------------ lifetime

@@ -13,8 +13,7 @@ import pytest
 
 from mammohybrid.config import PreprocessConfig, load_config
 from mammohybrid.data.synth import render_roi_crop
-from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.evaluate import RunNotFinishedError
+from mammohybrid.errors import RunNotFinishedError
 from mammohybrid.imaging import read_image, write_dicom, write_png
 from mammohybrid.inference.ensemble import strategy_config
 from mammohybrid.inference.predictor import COLUMNS, Predictor, expand_inputs
@@ -84,7 +83,8 @@ def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -
 def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tmp_path) -> None:  # noqa: ANN001
     """A run whose pre-processing output (48 px) is larger than the model input (32 px), as
     with the cpu-quick preset: the predictor resizes exactly like the training pipeline."""
-    from mammohybrid.training.data import decode_image, to_model_input as training_input
+    from mammohybrid.training.data import decode_image
+    from mammohybrid.training.data import to_model_input as training_input
 
     config = predictor.config.model_copy(deep=True)
     config.preprocess.output_size = 48

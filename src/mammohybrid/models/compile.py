@@ -12,7 +12,9 @@ from __future__ import annotations
 import keras
 
 
-def compile_hybrid(model: keras.Model, learning_rate: float = 1e-4, momentum: float = 0.9,
+def compile_hybrid(model: keras.Model,
+                   learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
+                   momentum: float = 0.9,
                    nesterov: bool = True, steps_per_execution: int = 1) -> None:
     """SGD with (Nesterov) momentum, binary cross-entropy on probabilities; metrics binary
     accuracy (``accuracy``) and ROC AUC (``auc``). ``steps_per_execution`` > 1 runs several

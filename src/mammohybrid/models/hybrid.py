@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -126,12 +126,26 @@ def set_trainable(backbone: keras.Model, trainable: str) -> None:
     """Apply ``"all"``, ``"none"`` or ``"last:N"`` to a backbone's layers.
 
     A frozen Keras 3 BatchNormalization also runs in inference mode (fixed statistics), which
-    is what fine-tuning on a small dataset wants.
+    is what fine-tuning on a small dataset wants. A frozen Dropout, though, still drops in
+    training (EfficientNet's stochastic depth has one per block), so a wholly frozen backbone
+    (``"none"``) also gets its dropout rates set to 0: it is then a fixed feature extractor,
+    which the frozen-feature cache and the backups rely on.
     """
     frozen = frozen_layer_count(len(backbone.layers), trainable)
     backbone.trainable = frozen < len(backbone.layers)
     for layer in backbone.layers[:frozen]:
         layer.trainable = False
+    if not backbone.trainable:
+        for layer in nested_layers(backbone):
+            if isinstance(layer, layers.Dropout):
+                layer.rate = 0.0
+
+
+def nested_layers(model: keras.Layer) -> Iterator[keras.Layer]:
+    """Every layer of ``model``, depth first, those inside nested models included."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from nested_layers(layer)
 
 
 def frozen_layer_count(n_layers: int, trainable: str) -> int:

@@ -113,6 +113,20 @@ def test_trainable_modes() -> None:
         build_hybrid(["tinycnn"], trainable="first:3", **TINY)
 
 
+def test_a_frozen_backbone_is_a_fixed_feature_extractor_in_training() -> None:
+    # EfficientNet's stochastic depth is a Dropout per block, which Keras' trainable=False
+    # leaves active in training: frozen, the backbone must give its inference output.
+    model = build_hybrid(["efficientnetb0"], trainable="none", branch_dropout=0.0,
+                         head_dropout=0.0, augment="none", **TINY)
+    image = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(image, training=True)),
+                                  keras.ops.convert_to_numpy(model(image, training=False)))
+    trainable = build_hybrid(["efficientnetb0"], augment="none", **TINY)
+    rates = {layer.rate for layer in trainable.get_layer("efficientnetb0").layers
+             if isinstance(layer, keras.layers.Dropout)}
+    assert rates and max(rates) > 0  # unfrozen, stochastic depth stays as Keras builds it
+
+
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigError, match="appears twice"):
         build_hybrid(["tinycnn", "tinycnn"], **TINY)

@@ -7,7 +7,7 @@ CLAHE; ``none`` only converts and resizes; ``custom`` takes ``preprocess.steps``
 """
 
 from mammohybrid.preprocess.base import Record, Transform
-from mammohybrid.preprocess.batch import BatchSummary, WorkerPool, run_batch, usable_rows
+from mammohybrid.preprocess.batch import BatchSummary, WorkerPool, run_batch
 from mammohybrid.preprocess.chain import (
     STEPS,
     Chain,
@@ -33,5 +33,5 @@ __all__ = [
     "Transform", "WienerFilter", "WorkerPool", "adapthisteq", "build_chain",
     "estimate_noise_sigma", "preprocess_image", "preprocess_steps", "qa_figure",
     "register_strategy", "run_batch", "save_qa_figure", "strategy_names", "strategy_steps",
-    "to_model_input", "usable_rows", "wiener2", "write_qa_figures",
+    "to_model_input", "wiener2", "write_qa_figures",
 ]

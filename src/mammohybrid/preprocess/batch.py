@@ -10,7 +10,8 @@ Output (the "Pre-processed dataset" contract of docs/architecture.md)::
     DIR/.records.jsonl   one line per finished image: what a resumed run reads
 
 Rows whose image failed have ``status`` = ``error``, an empty ``image_path`` and the reason in
-``error``; training and evaluation use only rows with ``status`` = ``ok`` (:func:`usable_rows`).
+``error``; training and evaluation use only rows with ``status`` = ``ok``
+(:func:`mammohybrid.data.manifest.usable_rows`).
 
 Resuming: every PNG is written atomically and its record appended to ``.records.jsonl`` only
 after, so after an interruption (even ``kill -9``) a rerun skips the images that have both a
@@ -35,7 +36,7 @@ import cv2
 import pandas as pd
 
 from mammohybrid.config import Config, load_config, save_config
-from mammohybrid.data.manifest import read_manifest, write_manifest
+from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
 from mammohybrid.errors import ConfigError, MammohybridError, ManifestError
 from mammohybrid.fileio import atomic_write_text
 from mammohybrid.imaging import read_image, write_png
@@ -75,14 +76,6 @@ class BatchSummary:
         if self.qa_figures:
             lines.append(f"QA figures: {self.qa_figures[0].parent}")
         return lines
-
-
-def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a pre-processed manifest that training and evaluation may use
-    (``status`` = ``ok``); a manifest without a ``status`` column is returned whole."""
-    if "status" not in frame.columns:
-        return frame
-    return frame[frame["status"] == "ok"].reset_index(drop=True)
 
 
 def output_name(source: str | os.PathLike[str]) -> str:
@@ -197,9 +190,11 @@ def _read_records(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left behind (never a finished PNG)."""
+    """Delete the temporary files a killed run left behind: only names of the form
+    ``fileio.atomic_path`` makes (``.<name>.<8 random characters>.tmp<suffix>``), never a
+    finished file, the journal ``.records.jsonl`` or a file of the user's (``--out .``)."""
     if folder.is_dir():
-        for stale in folder.glob(".*.tmp*"):
+        for stale in folder.glob(".*.????????.tmp*"):
             stale.unlink(missing_ok=True)
 
 
@@ -249,7 +244,8 @@ def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[
     save_config(config, out_dir / "config.yaml")
     images_dir = out_dir / "images"
     images_dir.mkdir(exist_ok=True)
-    _remove_stale_temporaries(images_dir)
+    for folder in (out_dir, images_dir, out_dir / "qa"):
+        _remove_stale_temporaries(folder)
 
     targets = {source: str(images_dir / output_name(source))
                for source in dict.fromkeys(frame["image_path"])}

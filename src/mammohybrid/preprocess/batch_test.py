@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from mammohybrid.config import Config, load_config
-from mammohybrid.data.manifest import read_manifest
+from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.imaging import read_image, write_png
-from mammohybrid.preprocess.batch import RECORDS_NAME, output_name, run_batch, usable_rows
+from mammohybrid.preprocess.batch import RECORDS_NAME, output_name, run_batch
 from mammohybrid.preprocess.chain import preprocess_image
 
 
@@ -97,12 +97,17 @@ def test_rerun_after_interruption_does_only_what_is_missing(tmp_path):
     first.unlink()
     (out / RECORDS_NAME).write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:25])
     untouched = {p: p.stat().st_mtime_ns for p in (out / "images").glob("*.png") if p != last}
-    stale = out / "images" / ".x.png.abc.tmp.png"
+    stale = out / "images" / ".x.png.k2j_9xq1.tmp.png"
     stale.write_bytes(b"half")
+    stale_manifest = out / ".manifest.csv.a8zk3m0p.tmp.csv"  # killed writing the manifest
+    mine = out / ".notes.tmp"  # not ours: kept
+    mine.write_text("user file")
+    stale_manifest.write_bytes(b"image_path,la")
 
     summary = run_batch(manifest, out, _config(), workers=1)
     assert summary.processed == 2 and summary.resumed == 4 and summary.failed == 0
-    assert not stale.exists() and first.is_file()
+    assert not stale.exists() and not stale_manifest.exists() and first.is_file()
+    assert mine.read_text() == "user file"
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in untouched.items())
     # Every line of the journal is whole again.
     for line in (out / RECORDS_NAME).read_text().splitlines():
@@ -118,6 +123,19 @@ def test_failed_images_are_retried_on_rerun(tmp_path):
     write_png(tmp_path / "broken.png", np.full((30, 30), 250, np.uint8))  # fixed meanwhile
     second = run_batch(manifest, tmp_path / "out", _config(), workers=1)
     assert (second.processed, second.resumed, second.failed) == (1, 1, 0)
+
+
+def test_empty_policy_error_fails_that_image_only(tmp_path):
+    manifest = make_dataset(tmp_path, count=2, bad=False)
+    config = _config()
+    config.preprocess.roi.empty_policy = "error"
+    summary = run_batch(manifest, tmp_path / "out", config, workers=1)
+    assert (summary.processed, summary.failed, summary.roi_empty) == (3, 1, 0)
+    out = read_manifest(tmp_path / "out" / "manifest.csv")
+    failed = out[out["status"] == "error"]
+    assert failed["lesion_id"].tolist() == ["Ldark"]
+    assert "dark.png" in failed["error"].iloc[0] and "ROI empty" in failed["error"].iloc[0]
+    assert pd.isna(failed["image_path"].iloc[0])
 
 
 def test_other_preprocess_settings_in_the_same_folder_are_refused(tmp_path):

@@ -1,5 +1,6 @@
 import pickle
 
+import cv2
 import numpy as np
 import pytest
 
@@ -92,9 +93,27 @@ def test_dark_crop_is_recorded_as_empty_roi_under_each_policy():
     config.roi.empty_policy = "fallback"
     fallback = preprocess_image(dark, config)
     assert fallback.roi_empty and "fallback" in fallback.warnings[0]
+    assert fallback.image.min() > kept.image.max()  # the unmasked grey 150, not black
     config.roi.empty_policy = "error"
     with pytest.raises(EmptyROIError, match="ROI empty"):
         preprocess_image(dark, config)
+
+
+def test_otsu_policy_masks_a_faint_lesion_the_fixed_threshold_blacks_out():
+    faint = render_roi_crop(np.random.default_rng(4), 160, malignant=False, faint=True)
+    config = PreprocessConfig()
+    config.roi.empty_policy = "otsu"
+    steps = dict(preprocess_steps(faint, config))
+    rescued = preprocess_image(faint, config)
+    # Counted as empty (the paper's threshold kept nothing), yet the lesion is kept.
+    assert rescued.roi_empty and rescued.kept_fraction == 0.0 and "otsu" in rescued.warnings[0]
+    denoised, masked = steps["nlm"], steps["roi"]
+    assert denoised.max() <= 193
+    _, otsu = cv2.threshold(denoised, 0, 0, cv2.THRESH_TOZERO | cv2.THRESH_OTSU)
+    np.testing.assert_array_equal(masked, otsu)
+    assert 0.05 < np.mean(masked > 0) < 0.8
+    assert np.ptp(rescued.image) > 100  # not the paper's uniform black image
+    assert np.ptp(preprocess_image(faint).image) == 0
 
 
 def test_preprocess_steps_returns_every_intermediate_image():

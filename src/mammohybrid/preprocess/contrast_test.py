@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from mammohybrid.config import CLAHEConfig
-from mammohybrid.errors import InvalidImageError
 from mammohybrid.data.synth import render_roi_crop
+from mammohybrid.errors import InvalidImageError
 from mammohybrid.preprocess.chain import Chain
 from mammohybrid.preprocess.contrast import CLAHE, adapthisteq
 from mammohybrid.preprocess.denoise import NLMDenoise

@@ -36,10 +36,23 @@ def _fallback(image: np.ndarray, masked: np.ndarray, threshold: float) -> tuple[
                    "(empty_policy=fallback: unmasked image)")
 
 
+def _otsu_policy(image: np.ndarray, masked: np.ndarray,
+                 threshold: float) -> tuple[np.ndarray, str]:
+    # The image's own Otsu threshold: a dark lesion on darker tissue is masked like the others,
+    # instead of turning black (keep) or keeping all its background (fallback).
+    otsu, remasked = cv2.threshold(image, 0, 0, cv2.THRESH_TOZERO | cv2.THRESH_OTSU)
+    kept = cv2.countNonZero(remasked) / image.size
+    if kept in (0.0, 1.0):  # nothing to separate (a flat image): the paper's black image
+        return masked, (f"ROI empty: no pixel above {threshold:g}, and Otsu's threshold "
+                        "separates nothing (empty_policy=otsu: black image)")
+    return remasked, (f"ROI empty: no pixel above {threshold:g} (empty_policy=otsu: "
+                      f"re-thresholded at Otsu's {otsu:g}, kept {kept:.1%} of the pixels)")
+
+
 def _error(image: np.ndarray, masked: np.ndarray, threshold: float) -> tuple[np.ndarray, str]:
     raise EmptyROIError(
         f"ROI empty: no pixel above {threshold:g} (preprocess.roi.empty_policy=error); use "
-        "empty_policy keep or fallback, or another preprocess.roi.mode")
+        "empty_policy keep, fallback or otsu, or another preprocess.roi.mode")
 
 
 # What an empty mask turns into: (image to pass on, warning to record).
@@ -47,6 +60,7 @@ _EMPTY_POLICIES: dict[str, Callable[[np.ndarray, np.ndarray, float],
                                     tuple[np.ndarray, str]]] = {
     "keep": _keep,
     "fallback": _fallback,
+    "otsu": _otsu_policy,
     "error": _error,
 }
 
@@ -57,8 +71,9 @@ class ROIThreshold:
     Mode ``fixed`` (default) is exactly the paper's ``cv2.threshold(x, 193, 0, THRESH_TOZERO)``,
     i.e. ``(x > 193) * x``; ``percentile`` and ``otsu`` pick the threshold per image; ``off``
     passes the image through. Writes ``kept_fraction``, ``roi_empty`` and ``roi_threshold``
-    into the record; an empty mask follows ``empty_policy`` (``keep``, ``fallback`` or
-    ``error`` -> :class:`~mammohybrid.errors.EmptyROIError`).
+    into the record (those of the configured threshold, so that empty ROIs are counted as the
+    paper's method would produce them); an empty mask follows ``empty_policy`` (``keep``,
+    ``fallback``, ``otsu`` or ``error`` -> :class:`~mammohybrid.errors.EmptyROIError`).
     """
 
     name = "roi"

@@ -74,6 +74,24 @@ def test_empty_mask_fallback_gives_the_unmasked_image():
     assert "fallback" in record.warnings[0]
 
 
+def test_empty_mask_otsu_rethresholds_the_dark_lesion():
+    # A dark lesion (120) on darker tissue (40): nothing above 193, Otsu's threshold splits them.
+    image = np.full((10, 10), 40, np.uint8)
+    image[3:7, 3:7] = 120
+    record = Record()
+    out = ROIThreshold(empty_policy="otsu")(image, record)
+    np.testing.assert_array_equal(out, np.where(image > 40, image, 0))
+    assert record.roi_empty and record.kept_fraction == 0.0  # counted as the paper's mask
+    assert "otsu" in record.warnings[0] and "kept 16.0%" in record.warnings[0]
+
+
+def test_empty_mask_otsu_on_a_flat_image_stays_black():
+    record = Record()
+    out = ROIThreshold(empty_policy="otsu")(_DARK, record)
+    np.testing.assert_array_equal(out, np.zeros_like(_DARK))
+    assert "separates nothing" in record.warnings[0]
+
+
 def test_empty_mask_error_policy_raises():
     with pytest.raises(EmptyROIError, match="no pixel above 193"):
         ROIThreshold(empty_policy="error")(_DARK)

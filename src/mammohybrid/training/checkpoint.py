@@ -41,25 +41,35 @@ class TrainingState:
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None  # 1-based, as in history.csv
     best_val_auc: float | None = None
+    best_val_loss: float | None = None
     state_file: str | None = None
     best_file: str | None = None
     resumed_at: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self, logs: dict[str, float], seconds: float) -> bool:
-        """Add one finished epoch; True when its validation AUC is the best so far."""
+        """Add one finished epoch; True when it is the best so far: the highest validation AUC,
+        ties broken by the lower validation loss (small validation splits often reach AUC 1.0
+        in several epochs, and the first of them is rarely the best model)."""
         self.epochs_done += 1
         self.history.append({"epoch": self.epochs_done, **logs})
         self.epoch_seconds.append(seconds)
-        auc = logs.get("val_auc")
-        improved = auc is not None and np.isfinite(auc) and (
-            self.best_val_auc is None or auc > self.best_val_auc)
+        auc, loss = logs.get("val_auc"), logs.get("val_loss", np.inf)
+        usable = auc is not None and np.isfinite(auc)
+        improved = usable and (
+            self.best_val_auc is None or auc > self.best_val_auc
+            or (auc == self.best_val_auc and loss < _or_inf(self.best_val_loss)))
         # No usable AUC yet (e.g. a one-class validation split): the latest epoch stands in.
         if improved or self.best_epoch is None:
             self.best_epoch = self.epochs_done
-            self.best_val_auc = float(auc) if improved else self.best_val_auc
+            if improved:
+                self.best_val_auc, self.best_val_loss = float(auc), float(loss)
             return True
         return False
+
+
+def _or_inf(value: float | None) -> float:
+    return np.inf if value is None else value
 
 
 class Backup:

@@ -22,6 +22,22 @@ def test_record_tracks_the_best_validation_auc() -> None:
     assert [row["epoch"] for row in state.history] == [1, 2, 3, 4]
 
 
+def test_record_breaks_auc_ties_by_validation_loss() -> None:
+    state = TrainingState()
+    assert state.record({"val_auc": 1.0, "val_loss": 0.5}, 1.0)
+    assert not state.record({"val_auc": 1.0, "val_loss": 0.7}, 1.0)  # same AUC, worse loss
+    assert state.record({"val_auc": 1.0, "val_loss": 0.2}, 1.0)  # same AUC, better loss
+    assert not state.record({"val_auc": 0.9, "val_loss": 0.01}, 1.0)  # AUC comes first
+    assert (state.best_epoch, state.best_val_auc, state.best_val_loss) == (3, 1.0, 0.2)
+
+
+def test_a_zero_validation_loss_is_not_beaten_by_a_larger_one() -> None:
+    state = TrainingState()
+    assert state.record({"val_auc": 1.0, "val_loss": 0.0}, 1.0)
+    assert not state.record({"val_auc": 1.0, "val_loss": 0.3}, 1.0)
+    assert (state.best_epoch, state.best_val_loss) == (1, 0.0)
+
+
 def test_record_without_auc_keeps_a_best_epoch() -> None:
     state = TrainingState()
     assert state.record({"loss": 1.0, "val_auc": float("nan")}, 1.0)

@@ -1,5 +1,5 @@
 """Training curves like the paper's Figs. 11-13: loss, accuracy and AUC per epoch, training
-and validation, with the best epoch (by validation AUC) marked."""
+and validation, with the best epoch (by validation AUC, ties by validation loss) marked."""
 
 from __future__ import annotations
 

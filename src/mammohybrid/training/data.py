@@ -19,7 +19,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mammohybrid.config import Config, load_config
-from mammohybrid.data.manifest import check_no_patient_leak, read_manifest
+from mammohybrid.data.manifest import check_no_patient_leak, read_manifest, usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.training.callbacks import BatchProgress
 
@@ -27,13 +27,6 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 # --------------------------------------------------------------------------- manifest
-def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose pre-processing succeeded (``status == "ok"``; all rows without the column)."""
-    if "status" not in frame.columns:
-        return frame
-    return frame[frame["status"].astype(str) == "ok"].reset_index(drop=True)
-
-
 def training_manifest(config: Config) -> Path:
     if config.data.manifest is None:
         raise ConfigError("data.manifest is not set: pass the pre-processed manifest, e.g. "

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mammohybrid.config import load_config
+from mammohybrid.data.manifest import usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.imaging import write_png
 from mammohybrid.training.data import (
@@ -16,7 +17,6 @@ from mammohybrid.training.data import (
     load_splits,
     predict_manifest,
     to_model_input,
-    usable_rows,
     with_manifest_preprocess,
 )
 from mammohybrid.training.toydata import make_toy_dataset

@@ -31,7 +31,7 @@ from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.evaluation.threshold import select_threshold
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.models.compile import compile_hybrid
-from mammohybrid.models.hybrid import build_model
+from mammohybrid.models.hybrid import build_model, nested_layers
 from mammohybrid.progress import console, progress_bar
 from mammohybrid.run_dir import RunDir
 from mammohybrid.training.callbacks import EpochProgress, TensorBoardLog
@@ -50,11 +50,18 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy
 
 
 # --------------------------------------------------------------------------- building blocks
-def compile_for_training(model: keras.Model, train: TrainConfig,
+def compile_for_training(model: keras.Model, train: TrainConfig, steps_per_epoch: int,
                          steps_per_execution: int = 1) -> None:
     """Table 3's SGD and binary cross-entropy (:func:`mammohybrid.models.compile.compile_hybrid`)
-    with the config's learning rate and momentum."""
-    compile_hybrid(model, learning_rate=train.learning_rate, momentum=train.momentum,
+    with the config's learning rate (constant, or cosine-decayed over all epochs) and
+    momentum."""
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = train.learning_rate
+    if train.lr_schedule == "cosine":
+        # A function of the optimizer's step count, which the backup restores: a resumed run
+        # continues on the same curve.
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, decay_steps=max(1, train.epochs * steps_per_epoch), alpha=0.01)
+    compile_hybrid(model, learning_rate=learning_rate, momentum=train.momentum,
                    nesterov=train.nesterov, steps_per_execution=steps_per_execution)
 
 
@@ -71,15 +78,9 @@ def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
 def refresh_cached_state(model: keras.Model) -> None:
     """Layers that cache tensors computed from their variables (Keras' Normalization) must
     recompute them after the variables were assigned directly."""
-    for layer in _nested_layers(model):
+    for layer in nested_layers(model):
         if hasattr(layer, "finalize_state") and layer.built:
             layer.finalize_state()
-
-
-def _nested_layers(model: keras.Layer) -> Iterator[keras.Layer]:
-    for layer in getattr(model, "layers", []):
-        yield layer
-        yield from _nested_layers(layer)
 
 
 @contextlib.contextmanager
@@ -108,9 +109,10 @@ class _Tracked:
     """The model variables training can change: what a backup holds.
 
     Frozen backbones (``model.trainable: none``) never change (their BatchNorm runs in
-    inference mode, their dropouts are off) and are rebuilt identically from the config on
-    resume, so they are left out: a backup of a frozen EfficientNetB7 hybrid then holds the
-    head's kilobytes instead of 256 MB, which keeps the cached-feature epochs fast.
+    inference mode, their dropout rates are 0: :func:`~mammohybrid.models.hybrid.set_trainable`)
+    and are rebuilt identically from the config on resume, so they are left out: a backup of
+    a frozen EfficientNetB7 hybrid then holds the head's kilobytes instead of 256 MB, which
+    keeps the cached-feature epochs fast.
     """
 
     state: list[Any]  # every changing variable, random-generator states included
@@ -176,7 +178,11 @@ class _FeaturePlan:
 # --------------------------------------------------------------------------- run directory
 def _comparable(config: Config) -> dict[str, Any]:
     data = config_to_dict(config)
-    data["train"].pop("epochs")  # a resumed run may be given more epochs
+    # A resumed run may be given more epochs, unless they shape the learning-rate schedule:
+    # a cosine decay spans all epochs, and a new count would move the resumed run to
+    # another curve.
+    if config.train.lr_schedule == "constant":
+        data["train"].pop("epochs")
     return data
 
 
@@ -187,7 +193,8 @@ def _open_run(run: RunDir, config: Config, resume: bool) -> TrainingState | None
     if resume and run.config.is_file():
         if _comparable(load_config(run.config)) != _comparable(config):
             raise ConfigError(f"{run.config}: the run was started with another configuration; "
-                              "resume it with the same one (only train.epochs may change)")
+                              "resume it with the same one (only train.epochs may change, and "
+                              "not with train.lr_schedule: cosine)")
     elif not resume and (run.config.is_file() or run.backup.exists()):
         raise MammohybridError(f"{run.root} already holds a training run; pass --resume to "
                                "continue it, or choose another --out")
@@ -255,7 +262,7 @@ def _prepare(config: Config, run: RunDir, splits: dict[str, pd.DataFrame], runti
     else:
         plan = _ImagePlan(model, train_split, val_split, config.seed)
     with runtime.strategy.scope():
-        compile_for_training(plan.fit_model, config.train, plan.steps_per_execution)
+        compile_for_training(plan.fit_model, config.train, plan.steps, plan.steps_per_execution)
         plan.fit_model.optimizer.build(plan.fit_model.trainable_variables)
     if state.state_file:
         arrays = Backup(run.backup).load_arrays(state.state_file)

@@ -119,6 +119,51 @@ def test_resume_extends_a_finished_run(toy, tmp_path) -> None:  # noqa: ANN001
     assert json.loads(run.info.read_text())["resumed_at_epochs"] == [1]
 
 
+class _InterruptAtEndOf(keras.callbacks.Callback):
+    """Ctrl-C at the end of one epoch's training, before its backup commits: the run is left
+    as a kill during that epoch leaves it."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path) -> None:  # noqa: ANN001
+    extra = ["train.lr_schedule=cosine", "train.epochs=3", "model.branch_dropout=0.3"]
+    straight = train(tiny_config(toy, *extra), tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(toy, *extra), tmp_path / "stopped", callbacks=[_InterruptAtEndOf(1)])
+    assert Backup(tmp_path / "stopped" / "backup").load_state().epochs_done == 1
+    resumed = train(tiny_config(toy, *extra), tmp_path / "stopped", resume=True)
+    assert straight.history.read_text() == resumed.history.read_text()
+    for a, b in zip(load_model(straight.last_model).get_weights(),
+                    load_model(resumed.last_model).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # More epochs would stretch the decay: the run would continue on another curve.
+    with pytest.raises(ConfigError, match="lr_schedule: cosine"):
+        train(tiny_config(toy, *extra, "train.epochs=4"), resumed.root, resume=True)
+
+
+def test_cosine_schedule_decays_to_one_percent_over_all_epochs() -> None:
+    from mammohybrid.models import build_hybrid
+    from mammohybrid.training.trainer import compile_for_training
+
+    model = build_hybrid(["tinycnn"], input_size=32, weights=None, augment="none")
+    config = tiny_config("unused.csv", "train.lr_schedule=cosine", "train.epochs=4")
+    compile_for_training(model, config.train, steps_per_epoch=5)
+    optimizer = model.optimizer
+    rates = []
+    for step in (0, 10, 20):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    # lr * (alpha + (1 - alpha) * (1 + cos(pi * step / 20)) / 2), alpha = 0.01
+    assert rates == pytest.approx([0.01, 0.01 * (0.01 + 0.99 * 0.5), 0.01 * 0.01], rel=1e-5)
+
+
 def test_balanced_class_weights() -> None:
     weights = class_weights(np.array([0, 0, 0, 1]), "balanced")
     assert weights == pytest.approx({0: 4 / 6, 1: 2.0})
