@@ -70,24 +70,18 @@ def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Co
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: errors become one line on stderr and a non-zero exit code."""
-    import click
+    """Console-script entry point: errors become one line on stderr and a non-zero exit code.
 
+    Typer's standalone mode handles usage errors, ``--help`` and ``typer.Exit`` codes (it ends
+    the process itself); what reaches the ``except`` is an error of ours or of a library.
+    """
     from mammohybrid.progress import console
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a terminal.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        console.print("[red]interrupted[/red]")
-        sys.exit(130)
+        app(args=argv)
     except Exception as error:  # noqa: BLE001 - the one place every error is turned into a line
         if debug or _state["debug"]:
             raise
@@ -96,4 +90,3 @@ def main(argv: list[str] | None = None) -> None:
                       soft_wrap=True)
         console.print("(run with --debug for the full traceback)", style="dim")
         sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)
