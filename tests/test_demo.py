@@ -17,9 +17,11 @@ TINY = ["model.backbones=[tinycnn]", "model.input_size=32", "preprocess.output_s
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_resumes(tmp_path) -> None:  # noqa: ANN001
+def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # A relative output folder, as `make demo` gives it.
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--patients", "10", "--workers", "1"]
+    args = ["demo", "--out", "demo", "--patients", "10", "--workers", "1"]
     for key_value in TINY:
         args += ["--set", key_value]
     result = CliRunner().invoke(app, args)

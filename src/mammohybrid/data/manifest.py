@@ -64,7 +64,9 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True) -> p
 
 
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write a manifest atomically: standard columns first, paths relative to its folder."""
+    """Write a manifest atomically: standard columns first, paths relative to its folder.
+
+    Paths in ``frame`` are absolute or relative to the working directory."""
     path = Path(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -129,11 +131,12 @@ def _absolute(value: object, base: Path) -> object:
 
 
 def _relative(value: object, base: Path) -> object:
+    """A path of an in-memory frame (absolute, or relative to the working directory, as Python
+    opens it) made relative to the manifest's folder ``base``."""
     if not isinstance(value, str) or not value:
         return value
-    candidate = Path(value)
-    if not candidate.is_absolute():
-        return value
+    candidate = Path(value).absolute()
+    value = str(candidate)
     try:
         relative = Path(os.path.relpath(candidate, base))
     except ValueError:  # another drive on Windows

@@ -33,6 +33,15 @@ def test_write_then_read_round_trip(tmp_path) -> None:  # noqa: ANN001
     assert frame["label"].tolist() == [0, 1, 1, 0]
 
 
+def test_paths_relative_to_the_working_directory(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # An ingest given a relative ROOT builds paths relative to the working directory.
+    monkeypatch.chdir(tmp_path)
+    frame = _frame(tmp_path).assign(image_path=[f"data/img/{k}.png" for k in range(4)])
+    path = write_manifest(frame, "out/manifest.csv")
+    assert pd.read_csv(path)["image_path"][0] == "../data/img/0.png"
+    assert read_manifest(path)["image_path"][0] == str(tmp_path.resolve() / "data/img/0.png")
+
+
 def test_paths_far_outside_stay_absolute(tmp_path) -> None:  # noqa: ANN001
     frame = _frame(tmp_path).assign(image_path="/elsewhere/entirely/x.png")
     path = write_manifest(frame, tmp_path / "a" / "b" / "c" / "manifest.csv")
