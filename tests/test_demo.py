@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from mammohybrid.cli import app
 
-TINY = ["model.backbones=[tinycnn]", "model.input_size=32", "preprocess.output_size=48",
+TINY = ["model.backbones=[tinycnn]", "model.weights=none", "model.trainable=all",
+        "model.input_size=32", "preprocess.output_size=48",
         "train.epochs=1", "train.batch_size=8", "evaluate.bootstrap_samples=50"]
 
 

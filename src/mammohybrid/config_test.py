@@ -40,7 +40,7 @@ def test_yaml_file_then_overrides(tmp_path) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("name", ["paper", "paper-median", "paper-gaussian", "paper-wiener",
-                                  "cpu-quick", "demo"])
+                                  "cpu-quick", "demo", "light", "scratch-cnn"])
 def test_every_shipped_preset_validates(name: str) -> None:
     assert name in preset_names()
     assert isinstance(load_config(name), Config)

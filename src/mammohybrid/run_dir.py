@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mammohybrid.errors import RunNotFinishedError
+from mammohybrid.errors import MammohybridError, RunNotFinishedError
 
 if TYPE_CHECKING:
     from mammohybrid.config import Config
@@ -101,6 +101,10 @@ class RunDir:
 
         if not self.threshold.is_file():
             return None
-        data = json.loads(self.threshold.read_text(encoding="utf-8"))
-        return ThresholdChoice(value=float(data["value"]), method=str(data["method"]),
-                               split=str(data["split"]), detail=str(data.get("detail", "")))
+        try:
+            data = json.loads(self.threshold.read_text(encoding="utf-8"))
+            return ThresholdChoice(value=float(data["value"]), method=str(data["method"]),
+                                   split=str(data["split"]), detail=str(data.get("detail", "")))
+        except (ValueError, KeyError, TypeError) as error:
+            raise MammohybridError(f"{self.threshold}: not a valid threshold file ({error!r}); "
+                                   "evaluate the run again to rewrite it") from None

@@ -166,8 +166,8 @@ class Predictor:
     def model_inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Pre-processed uint8 images (``preprocess.output_size``) -> the model's input batch.
 
-        When the model's side differs from the pre-processing output (the ``cpu-quick`` preset
-        trains at 128 px on 229-px images), images are resized exactly as the training pipeline
+        When the model's side differs from the pre-processing output (the ``scratch-cnn``
+        preset trains at 128 px on 229-px images), images are resized exactly as the training pipeline
         resizes them (:func:`mammohybrid.training.data.decode_image`: bilinear with
         antialiasing, rounded back to 8 bits), so that the model sees what it was trained on.
         """

@@ -82,7 +82,7 @@ def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -
 
 def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tmp_path) -> None:  # noqa: ANN001
     """A run whose pre-processing output (48 px) is larger than the model input (32 px), as
-    with the cpu-quick preset: the predictor resizes exactly like the training pipeline."""
+    with the scratch-cnn preset: the predictor resizes exactly like the training pipeline."""
     from mammohybrid.training.data import decode_image
     from mammohybrid.training.data import to_model_input as training_input
 

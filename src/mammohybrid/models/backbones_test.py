@@ -11,6 +11,7 @@ from mammohybrid.models import backbones
 from mammohybrid.models.backbones import (
     IMAGENET_MEAN_STD,
     IMAGENET_STD_RGB,
+    LITE_SCALING,
     RAW_0_255,
     SYMMETRIC,
     UNIT,
@@ -22,7 +23,8 @@ from mammohybrid.models.backbones import (
 )
 
 CHEAP = ["tinycnn", "smallcnn", "mobilenetv3small", "mobilenetv3large", "mobilenetv2",
-         "efficientnetb0", "densenet121", "resnet50v2", "convnexttiny"]
+         "efficientnetb0", "densenet121", "resnet50v2", "convnexttiny", "efficientnetlite0",
+         "mobilenetv2_torch"]
 HEAVY = sorted(set(backbone_names()) - set(CHEAP))
 
 
@@ -86,10 +88,13 @@ def test_unit_scaling_and_parameter_free_layers() -> None:
     layer.build((None, 4, 4, 3))
     assert layer.count_params() == 0
     assert RAW_0_255.is_identity and not SYMMETRIC.is_identity
+    # TensorFlow EfficientNet-Lite: (x - 127) / 128
+    np.testing.assert_allclose(LITE_SCALING.apply(np.array([0.0, 127.0, 255.0])),
+                               [-127 / 128, 0.0, 1.0])
 
 
 def test_every_entry_declares_a_known_scaling() -> None:
-    known = {RAW_0_255, SYMMETRIC, UNIT, IMAGENET_MEAN_STD}
+    known = {RAW_0_255, SYMMETRIC, UNIT, IMAGENET_MEAN_STD, LITE_SCALING}
     for name in backbone_names():
         assert get_backbone(name).scaling in known, name
 

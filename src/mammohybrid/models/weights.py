@@ -52,9 +52,10 @@ def _is_download_failure(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def imagenet_download_guard(backbone: str) -> Iterator[None]:
+def imagenet_download_guard(backbone: str, alternatives: str = "") -> Iterator[None]:
     """Run a Keras application build that may download ImageNet weights: bounded network waits,
-    and a :class:`WeightsUnavailableError` saying what to do when the download fails."""
+    and a :class:`WeightsUnavailableError` saying what to do when the download fails
+    (``alternatives`` names the choices that need no download)."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -64,7 +65,8 @@ def imagenet_download_guard(backbone: str) -> Iterator[None]:
             raise
         raise WeightsUnavailableError(
             f"ImageNet weights for backbone '{backbone}' are not in the Keras cache and cannot "
-            f"be downloaded ({error}); {_how_to_proceed()}") from None
+            f"be downloaded ({error}); {_how_to_proceed()}"
+            + (f". {alternatives}" if alternatives else "")) from None
     finally:
         socket.setdefaulttimeout(previous)
 

