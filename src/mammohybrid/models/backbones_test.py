@@ -137,3 +137,13 @@ def test_imagenet_efficientnet_has_the_plain_architecture(monkeypatch) -> None: 
     (norm,) = [la for la in model.layers if isinstance(la, keras.layers.Normalization)]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(norm.adapt_variance),
                                np.square(IMAGENET_STD_RGB), rtol=1e-6)
+
+
+def test_offline_backbones_use_the_from_scratch_batchnorm_momentum_only_when_random() -> None:
+    def momenta(weights: str | None) -> set[float]:
+        model = get_backbone("mobilenetv2_torch").build(64, weights)
+        return {layer.momentum for layer in model.layers
+                if isinstance(layer, keras.layers.BatchNormalization)}
+
+    assert momenta(None) == {backbones.BN_MOMENTUM_FROM_SCRATCH}
+    assert momenta("imagenet") == {0.99}

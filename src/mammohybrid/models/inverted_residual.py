@@ -21,6 +21,7 @@ and every shape fits.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -159,24 +160,25 @@ def _torchvision_mobilenet_names(arch: InvertedResidualArch) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- building
 def build_inverted_residual_net(arch: InvertedResidualArch, input_shape: tuple[int, int, int],
-                                name: str, include_top: bool = False,
-                                classes: int = 1000) -> keras.Model:
+                                name: str, include_top: bool = False, classes: int = 1000,
+                                bn_momentum: float = 0.99) -> keras.Model:
     """The network as a Keras model taking input already scaled as the weights expect; without
     top it ends at the head convolution's (H/32, W/32, 1280) feature map."""
     inputs = keras.Input(input_shape)
-    x = _conv_bn(inputs, arch, arch.stem_filters, 3, 2, "stem")
+    conv_bn = functools.partial(_conv_bn, arch=arch, bn_momentum=bn_momentum)
+    x = conv_bn(inputs, filters=arch.stem_filters, kernel=3, stride=2, prefix="stem")
     for index, block in enumerate(arch.blocks):
-        x = _block(x, arch, block, index, f"block{index}")
-    x = _conv_bn(x, arch, arch.head_filters, 1, 1, "head")
+        x = _block(x, conv_bn, arch, block, index, f"block{index}")
+    x = conv_bn(x, filters=arch.head_filters, kernel=1, stride=1, prefix="head")
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(classes, name="predictions")(x)
     return keras.Model(inputs, x, name=name)
 
 
-def _conv_bn(x, arch: InvertedResidualArch, filters: int, kernel: int, stride: int,  # noqa: ANN001, ANN202
-             prefix: str, activation: bool = True, depthwise: bool = False,
-             conv_name: str | None = None, bn_name: str | None = None):
+def _conv_bn(x, *, arch: InvertedResidualArch, bn_momentum: float, filters: int,  # noqa: ANN001, ANN202
+             kernel: int, stride: int, prefix: str, activation: bool = True,
+             depthwise: bool = False, conv_name: str | None = None):
     padding = "same"
     if arch.padding == "symmetric" and stride > 1:
         pad = (kernel - 1) // 2
@@ -189,17 +191,21 @@ def _conv_bn(x, arch: InvertedResidualArch, filters: int, kernel: int, stride: i
     else:
         x = layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False,
                           name=conv_name)(x)
-    x = layers.BatchNormalization(epsilon=arch.bn_epsilon, name=bn_name or f"{prefix}_bn")(x)
+    x = layers.BatchNormalization(epsilon=arch.bn_epsilon, momentum=bn_momentum,
+                                  name=f"{prefix}_bn")(x)
     return layers.ReLU(6.0, name=f"{prefix}_relu6")(x) if activation else x
 
 
-def _block(x, arch: InvertedResidualArch, block: BlockArgs, index: int, prefix: str):  # noqa: ANN001, ANN202
+def _block(x, conv_bn: Callable, arch: InvertedResidualArch, block: BlockArgs, index: int,  # noqa: ANN001, ANN202
+           prefix: str):
     inputs = x
     if block.expand_ratio != 1:
-        x = _conv_bn(x, arch, block.filters_in * block.expand_ratio, 1, 1, f"{prefix}_expand")
-    x = _conv_bn(x, arch, 0, block.kernel, block.stride, f"{prefix}_dw", depthwise=True,
-                 conv_name=f"{prefix}_dwconv")
-    x = _conv_bn(x, arch, block.filters_out, 1, 1, f"{prefix}_project", activation=False)
+        x = conv_bn(x, filters=block.filters_in * block.expand_ratio, kernel=1, stride=1,
+                    prefix=f"{prefix}_expand")
+    x = conv_bn(x, filters=0, kernel=block.kernel, stride=block.stride, prefix=f"{prefix}_dw",
+                depthwise=True, conv_name=f"{prefix}_dwconv")
+    x = conv_bn(x, filters=block.filters_out, kernel=1, stride=1, prefix=f"{prefix}_project",
+                activation=False)
     if not block.has_shortcut:
         return x
     # Stochastic depth grows linearly with depth, as in the original training.
