@@ -21,6 +21,7 @@ import pandas as pd
 from mammohybrid.preprocess.batch import output_name
 
 LABEL_HEIGHT = 28
+TILE = 220  # overlays come at each ROI's own size; the montage shows them at one size
 
 
 def gradcam_montage(demo: Path, out: Path) -> None:
@@ -37,13 +38,13 @@ def gradcam_montage(demo: Path, out: Path) -> None:
     branches = sorted({p.name[len(stem_of[rows[0]]) + 1: -len(".png")]
                        for p in gradcam.glob(f"{stem_of[rows[0]]}_*.png")} - {"combined"})
     columns = [*branches, "combined"]
-    tiles = [[cv2.imread(str(gradcam / f"{stem_of[row]}_{column}.png")) for column in columns]
+    tiles = [[cv2.resize(cv2.imread(str(gradcam / f"{stem_of[row]}_{column}.png")),
+                         (TILE, TILE), interpolation=cv2.INTER_AREA) for column in columns]
              for row in rows]
-    width = tiles[0][0].shape[1]
+    width = TILE
     header = np.full((LABEL_HEIGHT, width * len(columns), 3), 255, np.uint8)
     for index, column in enumerate(columns):
-        text = column if column == "combined" else f"{column} branch"
-        cv2.putText(header, text, (index * width + 6, LABEL_HEIGHT - 8),
+        cv2.putText(header, column, (index * width + 6, LABEL_HEIGHT - 8),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     montage = np.vstack([header, *[np.hstack(row) for row in tiles]])
     cv2.imwrite(str(out / "demo_gradcam.png"), montage)
