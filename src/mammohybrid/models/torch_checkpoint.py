@@ -196,6 +196,11 @@ def _read_legacy(file: BinaryIO) -> Any:  # noqa: ANN401
 
 
 def _read_exactly(file: BinaryIO, size: int) -> bytes:
+    # Check against what is left before reading: a forged element count must not make us
+    # allocate it.
+    remaining = os.fstat(file.fileno()).st_size - file.tell()
+    if size < 0 or size > remaining:
+        raise MammohybridError("the checkpoint is truncated")
     data = file.read(size)
     if len(data) != size:
         raise MammohybridError("the checkpoint is truncated")

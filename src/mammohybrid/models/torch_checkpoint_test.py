@@ -4,6 +4,7 @@ both formats (``tools/torch_reference_outputs.py``), refused pickles, broken fil
 from __future__ import annotations
 
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -74,3 +75,18 @@ def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     truncated.write_bytes((TESTDATA / "torch_checkpoint_legacy.pt").read_bytes()[:-20])
     with pytest.raises(MammohybridError, match="truncated"):
         read_state_dict(truncated)
+
+
+def test_a_forged_storage_size_is_refused_before_any_allocation(tmp_path: Path) -> None:
+    source = TESTDATA / "torch_checkpoint_legacy.pt"
+    with source.open("rb") as file:  # skip the five pickles (parsed, never executed)
+        for _ in range(5):
+            for _operation in pickletools.genops(file):
+                pass
+        first_size_field = file.tell()
+    content = bytearray(source.read_bytes())
+    content[first_size_field:first_size_field + 8] = np.int64(2**60).tobytes()
+    forged = tmp_path / "forged.pt"
+    forged.write_bytes(bytes(content))
+    with pytest.raises(MammohybridError, match="1152921504606846976 elements on disk"):
+        read_state_dict(forged)
