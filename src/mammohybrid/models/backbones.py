@@ -97,7 +97,7 @@ class BackboneSpec:
                 f"backbone '{self.name}' has no ImageNet weights (it is trained from scratch); "
                 "set model.weights: none")
         if weights == "imagenet" and not self.offline:
-            with imagenet_download_guard(self.name, offline_alternatives()):
+            with imagenet_download_guard(self.name, offline_alternatives):
                 return self.factory((input_size, input_size, 3), weights, self.name)
         return self.factory((input_size, input_size, 3), weights, self.name)
 

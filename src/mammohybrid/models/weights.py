@@ -18,7 +18,7 @@ import contextlib
 import os
 import socket
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -52,10 +52,11 @@ def _is_download_failure(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def imagenet_download_guard(backbone: str, alternatives: str = "") -> Iterator[None]:
+def imagenet_download_guard(backbone: str,
+                            alternatives: Callable[[], str] | None = None) -> Iterator[None]:
     """Run a Keras application build that may download ImageNet weights: bounded network waits,
     and a :class:`WeightsUnavailableError` saying what to do when the download fails
-    (``alternatives`` names the choices that need no download)."""
+    (``alternatives()``, called only then, names the choices that need no download)."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -66,7 +67,7 @@ def imagenet_download_guard(backbone: str, alternatives: str = "") -> Iterator[N
         raise WeightsUnavailableError(
             f"ImageNet weights for backbone '{backbone}' are not in the Keras cache and cannot "
             f"be downloaded ({error}); {_how_to_proceed()}"
-            + (f". {alternatives}" if alternatives else "")) from None
+            + (f". {alternatives()}" if alternatives else "")) from None
     finally:
         socket.setdefaulttimeout(previous)
 
