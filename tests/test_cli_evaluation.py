@@ -186,7 +186,6 @@ def test_grid_runs_resumes_after_interruption_and_summarises(toy, tmp_path):
         "set": dict(item.split("=", 1) for item in TINY) | {
             "model.backbones": ["tinycnn"], "train.learning_rate": 0.03},
         "manifest": str(toy),  # used as a raw manifest: pre-processed once per filter
-        "preprocessed": False,
         "axes": {"preprocess.strategy": ["median", "wiener"]},
         "runs": [{"name": "median-max", "set": {"preprocess.strategy": "median",
                                                 "model.pooling": "max"}},

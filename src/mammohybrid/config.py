@@ -197,6 +197,9 @@ class ModelConfig(_Section):
     trainable: str = Field("all", description="'all', 'none' or 'last:N' (last N layers of "
                                               "each backbone)")
     augment: Literal["paper", "none"] = "paper"
+    tta: Literal["none", "dihedral"] = Field(
+        "none", description="test-time augmentation: 'dihedral' averages the pooled features "
+                            "over the 8 rotations/flips of each image at prediction")
 
     @field_validator("weights", mode="before")
     @classmethod
@@ -234,11 +237,29 @@ class TrainConfig(_Section):
     augment_copies: int = Field(
         4, ge=1, le=100,
         description="augmented copies per image in the frozen-backbone feature cache")
+    head: Literal["keras", "logistic"] = Field(
+        "keras", description="'keras': the head trained by Keras with the optimiser above; "
+                             "'logistic': an L2 logistic regression (scikit-learn) fitted on the "
+                             "frozen backbones' pooled features (needs model.trainable: none)")
+    logistic_c: list[float] = Field(
+        default_factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0], min_length=1,
+        description="inverse regularisation strengths tried by the inner cross-validation of "
+                    "the logistic head")
+    inner_folds: int = Field(
+        5, ge=2, le=20, description="patient-grouped folds of the logistic head's inner "
+                                    "cross-validation (fewer when a class has fewer patients)")
     distribute: bool = False
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     deterministic: bool = Field(
         True, description="deterministic TensorFlow ops: same seed, same weights; exact "
                           "--resume (switch off for speed on a GPU)")
+
+    @field_validator("logistic_c")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        if any(not value > 0 for value in values):
+            raise ValueError("every value must be > 0")
+        return values
 
     @field_validator("feature_cache", "mixed_precision", mode="before")
     @classmethod
@@ -268,6 +289,13 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _logistic_head_needs_frozen_backbones(self) -> Config:
+        if self.train.head == "logistic" and self.model.trainable != "none":
+            raise ValueError("train.head: logistic fits the head on frozen features; set "
+                             "model.trainable: none")
+        return self
 
 
 # --------------------------------------------------------------------------- loading

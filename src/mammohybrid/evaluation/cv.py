@@ -45,6 +45,7 @@ from mammohybrid.evaluation.evaluate import (
 from mammohybrid.evaluation.metrics import METRIC_NAMES, mean_and_std, weighted_auc
 from mammohybrid.evaluation.plots import RocInput, plot_roc
 from mammohybrid.fileio import atomic_open, atomic_write_json
+from mammohybrid.preprocess.dataset import SETTINGS_FILE, ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.tracking import Tracker, ensure_trained, open_tracker
@@ -80,15 +81,17 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
            tracking_uri: str | None = None, callbacks: Sequence[Any] = ()) -> CVResult:
     """Run (or resume) K x R fold trainings and summarise them (see module doc).
 
-    ``manifest`` defaults to ``data.manifest`` (a pre-processed manifest). All its rows take part
-    unless ``exclude_test``, which leaves the rows of its ``test`` split out entirely (kept for a
-    final, untouched evaluation).
+    ``manifest`` defaults to ``data.manifest``; a raw manifest is pre-processed first with the
+    config's settings (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`). All its
+    rows take part unless ``exclude_test``, which leaves the rows of its ``test`` split out
+    entirely (kept for a final, untouched evaluation).
     """
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
     if repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {repeats}")
-    manifest_path = run_manifest(config, manifest)
+    # Pre-processed once (cached beside a raw manifest), shared by every fold and repeat.
+    manifest_path = ensure_preprocessed(run_manifest(config, manifest), config)
     frame = usable_rows(read_manifest(manifest_path, require_split=False))
     if exclude_test and "split" in frame.columns:
         frame = frame[frame["split"] != "test"].reset_index(drop=True)
@@ -131,6 +134,8 @@ def _run_fold(folder: Path, fold_frame: pd.DataFrame, config: Config,
 
     manifest_path = folder / "manifest.csv"
     if not manifest_path.is_file():  # kept once written: a resumed fold sees the same split
+        # The pre-processing settings beside it: the fold's images are the pre-processed ones.
+        save_config(config, folder / SETTINGS_FILE)
         write_manifest(fold_frame, manifest_path)
     fold_config = config.model_copy(deep=True)
     fold_config.data.manifest = manifest_path

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mammohybrid.config import Config, EvaluateConfig, load_config, save_config, with_overrides
+from mammohybrid.config import Config, EvaluateConfig, save_config, with_overrides
 from mammohybrid.data.manifest import SPLITS, read_manifest, usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.evaluation.bootstrap import bootstrap_intervals
@@ -38,6 +38,7 @@ from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_r
 from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
 from mammohybrid.evaluation.threshold import ThresholdChoice, select_threshold
 from mammohybrid.fileio import atomic_open, atomic_write_json
+from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
 
 PREDICTION_COLUMNS = ["image", "patient", "label", "probability", "predicted", "split"]
@@ -175,37 +176,24 @@ def run_manifest(config: Config, manifest: str | os.PathLike[str] | None = None)
     return Path(path)
 
 
-def check_same_preprocess(config: Config, manifest: Path) -> None:
-    """Refuse a manifest whose images were pre-processed otherwise than the run's training
-    images (the ``config.yaml`` a pre-processed dataset keeps beside its manifest)."""
-    saved = manifest.parent / "config.yaml"
-    if not saved.is_file():
-        return
-    theirs = load_config(saved).preprocess
-    if theirs != config.preprocess:
-        mine, other = config.preprocess.model_dump(), theirs.model_dump()
-        keys = sorted(k for k in mine if mine[k] != other.get(k))
-        raise ConfigError(f"{manifest}: its images were pre-processed with other settings than "
-                          f"the run's ({', '.join(f'preprocess.{k}' for k in keys)} differ from "
-                          f"{saved}); pre-process it with the run's config first")
-
-
 class RunPredictor:
     """A finished run's model, loaded once, predicting manifest rows (lazy TensorFlow)."""
 
     def __init__(self, run: RunDir, config: Config):
         run.require_finished()
         from mammohybrid.models import load_model
+        from mammohybrid.models.tta import with_test_time_augmentation
 
         self.config = config
         self.model = load_model(run.model)
+        self.scorer = with_test_time_augmentation(self.model, config.model.tta)
 
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         from mammohybrid.training import predict_manifest
 
         if len(frame) == 0:
             return np.empty(0)
-        return np.asarray(predict_manifest(self.model, frame, self.config), float).reshape(-1)
+        return np.asarray(predict_manifest(self.scorer, frame, self.config), float).reshape(-1)
 
 
 def release_models() -> None:
@@ -252,8 +240,9 @@ def evaluate_run(run_dir: str | os.PathLike[str], split: str = "test",
     run.require_finished()  # before any other complaint: an unfinished run has no model
     if overrides:
         config = with_overrides(config, _check_evaluation_overrides(overrides))
-    manifest_path = run_manifest(config, manifest)
-    check_same_preprocess(config, manifest_path)
+    # A raw manifest gets the run's pre-processing (cached); one pre-processed otherwise is
+    # refused.
+    manifest_path = ensure_preprocessed(run_manifest(config, manifest), config)
     everything = read_manifest(manifest_path)
     frame = usable_rows(everything)  # images that failed pre-processing cannot be predicted
     rows = frame[frame["split"] == split]

@@ -148,20 +148,6 @@ def test_write_evaluation_writes_every_artefact(tmp_path):
     assert f"{empty} of {len(frame)} ROIs" in md
 
 
-def test_manifest_preprocessed_otherwise_is_refused(tmp_path):
-    from mammohybrid.errors import ConfigError
-    from mammohybrid.evaluation.evaluate import check_same_preprocess
-
-    manifest = tmp_path / "manifest.csv"
-    config = Config()
-    check_same_preprocess(config, manifest)  # no config.yaml beside it: nothing to compare
-    save_config(config, tmp_path / "config.yaml")
-    check_same_preprocess(config, manifest)
-    save_config(with_overrides(config, ["preprocess.strategy=wiener"]), tmp_path / "config.yaml")
-    with pytest.raises(ConfigError, match=r"preprocess\.strategy differ"):
-        check_same_preprocess(config, manifest)
-
-
 @pytest.mark.parametrize("override", ["model.input_size=64", "preprocess.strategy=wiener",
                                       "data.benign_without_callback=malignant"])
 def test_evaluation_cannot_change_what_the_run_was_trained_with(tmp_path, override):

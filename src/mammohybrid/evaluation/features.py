@@ -1,11 +1,12 @@
 """``mammohybrid features``: the pooled feature vector of every image of a manifest, for analysis
 outside the tool (a linear probe, t-SNE, radiomics comparisons). A manifest whose images were
-pre-processed with other settings than the run's training images is refused, as by
-``evaluate``.
+pre-processed with other settings than the run's training images is refused and a raw one gets
+the run's pre-processing, as by ``evaluate``.
 
 The vector is the output of the trained model's global pooling layer: the backbones' last
 feature maps, concatenated and globally pooled (2048 + 2560 = 4608 values for the paper's
-hybrid). Images go through exactly the input pipeline used for prediction.
+hybrid), averaged over the dihedral views when the run uses ``model.tta: dihedral``. Images go
+through exactly the input pipeline used for prediction.
 
 Output ``.npz``: ``image_path`` (str), ``X`` (float32, images x features), and ``label``,
 ``patient_id``, ``split`` when the manifest has them. Rows whose image failed pre-processing
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from mammohybrid.data.manifest import read_manifest, usable_rows
-from mammohybrid.evaluation.evaluate import RunPredictor, check_same_preprocess
+from mammohybrid.evaluation.evaluate import RunPredictor
 from mammohybrid.fileio import atomic_path
+from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
 
 OPTIONAL_COLUMNS = ("label", "patient_id", "split")
@@ -31,14 +33,15 @@ def extract_features(run_dir: str | os.PathLike[str], manifest: str | os.PathLik
                      out_path: str | os.PathLike[str]) -> Path:
     """Write the pooled features of every row of ``manifest`` to ``out_path`` (``.npz``)."""
     from mammohybrid.models import feature_extractor
+    from mammohybrid.models.tta import average_over_views
     from mammohybrid.training import predict_manifest
 
     run = RunDir.at(run_dir)
     config = run.load_config()
-    check_same_preprocess(config, Path(manifest))
+    manifest = ensure_preprocessed(manifest, config)
     frame = usable_rows(read_manifest(manifest, require_split=False))
     predictor = RunPredictor(run, config)
-    extractor = feature_extractor(predictor.model)
+    extractor = average_over_views(feature_extractor(predictor.model), config.model.tta)
     features = np.asarray(predict_manifest(extractor, frame, config), dtype=np.float32)
     features = features.reshape(len(frame), -1)
     # Fixed-width unicode, not object arrays: np.load then works without allow_pickle.

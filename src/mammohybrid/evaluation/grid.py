@@ -8,8 +8,9 @@ Grid file (YAML; the shipped ``table5`` is an example, see ``docs/evaluation.md`
     set:                      # overrides of the base, dotted keys
       train.epochs: 100
     manifest: null            # the manifest (relative to the grid file); or --manifest
-    preprocessed: false       # false: raw manifest, pre-processed once per distinct
-                              # 'preprocess' section and cached under OUT/datasets/
+                              # a raw manifest is pre-processed once per distinct
+                              # 'preprocess' section and cached under OUT/datasets/; a
+                              # pre-processed one must match every cell's section
     select_by: auc            # validation metric that picks the best row
     axes:                     # full factorial product (optional)
       preprocess.strategy: [gaussian, median, wiener]
@@ -34,7 +35,6 @@ last epoch (``train(..., resume=True)``); evaluations are cached per cell.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -68,12 +68,12 @@ from mammohybrid.evaluation.evaluate import (
     release_models,
 )
 from mammohybrid.fileio import atomic_open, atomic_write_json, atomic_write_text
-from mammohybrid.preprocess import run_batch
+from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.tracking import ensure_trained, open_tracker
 
-_GRID_KEYS = {"name", "description", "base", "set", "manifest", "preprocessed", "select_by",
+_GRID_KEYS = {"name", "description", "base", "set", "manifest", "select_by",
               "axes", "runs", "reference"}
 ERROR_FILE = "grid_error.txt"  # a failed cell's traceback, in its run directory
 SELECTABLE = ("auc", "accuracy", "f1", "sensitivity", "specificity")
@@ -119,7 +119,6 @@ class GridSpec:
     base: Config
     cells: list[GridCell]
     manifest: Path | None
-    preprocessed: bool
     select_by: str
     reference_source: str = ""
     reference: list[ReferenceRow] = field(default_factory=list)
@@ -180,8 +179,7 @@ def load_grid(source: str | os.PathLike[str], overrides: Sequence[str] = (),
                          {k: float(v) for k, v in row.items() if k != "match"})
             for row in reference.get("rows", [])]
     return GridSpec(name=str(data.get("name", Path(label).stem)), source=label, base=base,
-                    cells=cells, manifest=manifest_path,
-                    preprocessed=bool(data.get("preprocessed", False)), select_by=select_by,
+                    cells=cells, manifest=manifest_path, select_by=select_by,
                     reference_source=str(reference.get("source", "")), reference=rows,
                     raw=data)
 
@@ -262,38 +260,20 @@ def _normalise(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- datasets
-def dataset_key(config: Config) -> str:
-    """Folder name of the pre-processed dataset a config needs: strategy + hash of the whole
-    ``preprocess`` section (two cells with the same section share one dataset)."""
-    section = json.dumps(config_to_dict(config)["preprocess"], sort_keys=True)
-    return f"{config.preprocess.strategy}-{hashlib.sha256(section.encode()).hexdigest()[:8]}"
-
-
 def prepare_datasets(spec: GridSpec, out_dir: Path, workers: int = 1) -> dict[str, Path]:
-    """The manifest each cell trains on, by cell name. A raw manifest is pre-processed once per
-    distinct ``preprocess`` section into ``OUT/datasets/<strategy>-<hash>/`` and reused when
-    the grid is run again (a finished dataset has its ``manifest.csv``)."""
+    """The pre-processed manifest each cell trains on, by cell name: a raw manifest is
+    pre-processed once per distinct ``preprocess`` section into ``OUT/datasets/`` and reused
+    when the grid is run again; a pre-processed one is used by the cells whose settings it
+    matches and refused for the others
+    (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`)."""
     if spec.manifest is None:
         raise ConfigError(f"{spec.source}: no manifest; give 'manifest' in the grid file or "
                           "--manifest")
     if not spec.manifest.is_file():
         raise ConfigError(f"{spec.source}: manifest {spec.manifest} not found")
-    if spec.preprocessed:
-        return {cell.name: spec.manifest for cell in spec.cells}
-
-    manifests: dict[str, Path] = {}
-    done: dict[str, Path] = {}
-    for cell in spec.cells:
-        key = dataset_key(cell.config)
-        if key not in done:
-            folder = out_dir / "datasets" / key
-            if not (folder / "manifest.csv").is_file():
-                console.print(f"pre-processing {spec.manifest} with "
-                              f"'{cell.config.preprocess.strategy}' -> {folder}")
-                run_batch(spec.manifest, folder, cell.config, workers)
-            done[key] = folder / "manifest.csv"
-        manifests[cell.name] = done[key]
-    return manifests
+    return {cell.name: ensure_preprocessed(spec.manifest, cell.config,
+                                           cache_root=out_dir / "datasets", workers=workers)
+            for cell in spec.cells}
 
 
 # --------------------------------------------------------------------------- running

@@ -6,12 +6,12 @@ import pytest
 from mammohybrid.errors import ConfigError
 from mammohybrid.evaluation.grid import (
     CellResult,
-    dataset_key,
     grid_names,
     load_grid,
     select_best,
     write_summary,
 )
+from mammohybrid.preprocess.dataset import dataset_key
 
 
 def _write(tmp_path, text: str):
@@ -37,7 +37,7 @@ def test_shipped_table5_grid():
     assert next(r for r in spec.reference if r.matches(headline.config)).metrics[
         "accuracy"] == 0.9813
     # Three filters -> three pre-processed datasets shared by the cells.
-    assert len({dataset_key(c.config) for c in spec.cells}) == 3
+    assert len({dataset_key(c.config.preprocess) for c in spec.cells}) == 3
 
 
 def test_overrides_axes_and_runs(tmp_path):

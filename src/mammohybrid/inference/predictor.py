@@ -94,8 +94,11 @@ class Predictor:
         height, width = model.input_shape[1:3]
         if height != width:
             raise ConfigError(f"the model takes {height}x{width} images; expected a square input")
+        from mammohybrid.models.tta import with_test_time_augmentation
+
         self.input_size = int(height)
-        self.model = model
+        self.model = model  # Grad-CAM explains the plain model (the un-rotated view)
+        self.scorer = with_test_time_augmentation(model, config.model.tta)
         self.config = config
         self.threshold = threshold
         self.ensemble = StrategyEnsemble(config.preprocess, strategies)
@@ -160,7 +163,7 @@ class Predictor:
     def predict_batch(self, inputs: np.ndarray) -> np.ndarray:
         """Probabilities for model inputs already pre-processed: (N, S, S, 3) float32 in
         [0, 255] (see :func:`mammohybrid.preprocess.to_model_input`)."""
-        output = self.model.predict_on_batch(np.asarray(inputs, dtype=np.float32))
+        output = self.scorer.predict_on_batch(np.asarray(inputs, dtype=np.float32))
         return np.asarray(output, dtype=float).reshape(-1)
 
     def model_inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:

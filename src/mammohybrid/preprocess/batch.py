@@ -37,10 +37,11 @@ import pandas as pd
 
 from mammohybrid.config import Config, load_config, save_config
 from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
-from mammohybrid.errors import ConfigError, MammohybridError, ManifestError
+from mammohybrid.errors import MammohybridError, ManifestError
 from mammohybrid.fileio import atomic_write_text
 from mammohybrid.imaging import read_image, write_png
 from mammohybrid.preprocess.chain import Chain, build_chain
+from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
 from mammohybrid.progress import progress_bar
 
 RECORDS_NAME = ".records.jsonl"
@@ -198,28 +199,11 @@ def _remove_stale_temporaries(folder: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {prefix: data}
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-    return flat
-
-
 def _check_same_preprocess(out_dir: Path, config: Config) -> None:
     """Refuse to mix images made with different pre-processing in one folder."""
-    saved_path = out_dir / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved = _flatten(load_config(saved_path).preprocess.model_dump(mode="json"), "preprocess")
-    current = _flatten(config.preprocess.model_dump(mode="json"), "preprocess")
-    differing = sorted(key for key in saved.keys() | current.keys()
-                       if saved.get(key) != current.get(key))
-    if differing:
-        raise ConfigError(
-            f"{out_dir} holds images pre-processed with other settings ({', '.join(differing)} "
-            f"differ from {saved_path}); choose another --out folder or delete this one")
+    saved_path = out_dir / SETTINGS_FILE
+    if saved_path.is_file():
+        check_same_preprocess(config, load_config(saved_path).preprocess, out_dir)
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -241,7 +225,7 @@ def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[
                                "row(s) have no image_path")
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_preprocess(out_dir, config)
-    save_config(config, out_dir / "config.yaml")
+    save_config(config, out_dir / SETTINGS_FILE)
     images_dir = out_dir / "images"
     images_dir.mkdir(exist_ok=True)
     for folder in (out_dir, images_dir, out_dir / "qa"):

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from rich.progress import Progress
 from tensorflow.core.framework import summary_pb2
@@ -21,6 +22,27 @@ def format_logs(logs: dict[str, Any], keys: tuple[str, ...] = METRICS) -> str:
         parts += [f"{prefix}{key} {float(logs[prefix + key]):.4f}" for key in keys
                   if prefix + key in logs]
     return "  ".join(parts)
+
+
+def epoch_logs(labels: np.ndarray, probabilities: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Loss, accuracy and the exact ROC AUC of one split's predictions, named as Keras names
+    its logs (``val_`` prefix for validation).
+
+    The AUC is exact (scikit-learn, every distinct score a threshold), not Keras' binned
+    ``AUC`` metric, which on small splits can differ by more than 0.2 and must not choose the
+    kept epoch. NaN when the split holds one class. The loss is Keras' binary cross-entropy
+    (probabilities clipped to [1e-7, 1 - 1e-7]), the accuracy at 0.5 as ``BinaryAccuracy``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+    auc = roc_auc_score(labels, probabilities) if np.unique(labels).size == 2 else np.nan
+    return {f"{prefix}loss": float(loss),
+            f"{prefix}accuracy": float(np.mean((probabilities > 0.5) == labels)),
+            f"{prefix}auc": float(auc)}
 
 
 class BatchProgress(keras.callbacks.Callback):
@@ -45,6 +67,21 @@ class BatchProgress(keras.callbacks.Callback):
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+class ExactValidation(keras.callbacks.Callback):
+    """Adds the validation split's ``val_loss``, ``val_accuracy`` and exact ``val_auc``
+    (:func:`epoch_logs`) to each epoch's logs. Put it first in ``fit``'s callbacks: the later
+    ones, and the history ``fit`` returns, then see them."""
+
+    def __init__(self, data: tf.data.Dataset, labels: np.ndarray) -> None:
+        super().__init__()
+        self.data, self.labels = data, labels
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs.update(epoch_logs(self.labels, self.model.predict(self.data, verbose=0),
+                                   "val_"))
 
 
 class EpochProgress(keras.callbacks.Callback):

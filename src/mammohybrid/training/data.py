@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from mammohybrid.config import Config, load_config
+from mammohybrid.config import Config
 from mammohybrid.data.manifest import check_no_patient_leak, read_manifest, usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
+from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.training.callbacks import BatchProgress
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -29,8 +30,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 # --------------------------------------------------------------------------- manifest
 def training_manifest(config: Config) -> Path:
     if config.data.manifest is None:
-        raise ConfigError("data.manifest is not set: pass the pre-processed manifest, e.g. "
-                          "--set data.manifest=PREPROCESSED/manifest.csv")
+        raise ConfigError("data.manifest is not set: pass a manifest (raw, or pre-processed "
+                          "with the config's settings), e.g. --set data.manifest=data/cbis.csv")
     return Path(config.data.manifest)
 
 
@@ -49,13 +50,13 @@ def load_splits(config: Config) -> dict[str, pd.DataFrame]:
     return splits
 
 
-def with_manifest_preprocess(config: Config) -> Config:
-    """``config`` with the ``preprocess`` section of the ``config.yaml`` beside the manifest:
-    what the training images really went through."""
-    saved = training_manifest(config).parent / "config.yaml"
-    if not saved.is_file():
-        return config
-    return config.model_copy(update={"preprocess": load_config(saved).preprocess})
+def with_preprocessed_manifest(config: Config) -> Config:
+    """``config`` whose ``data.manifest`` is the pre-processed manifest its ``preprocess``
+    section needs: a raw manifest is pre-processed with those settings (cached, resumable), a
+    manifest pre-processed with other settings is refused
+    (:func:`mammohybrid.preprocess.dataset.ensure_preprocessed`)."""
+    manifest = ensure_preprocessed(training_manifest(config), config)
+    return config.model_copy(update={"data": config.data.model_copy(update={"manifest": manifest})})
 
 
 # --------------------------------------------------------------------------- decoding

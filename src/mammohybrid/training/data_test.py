@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ from mammohybrid.training.data import (
     load_splits,
     predict_manifest,
     to_model_input,
-    with_manifest_preprocess,
+    with_preprocessed_manifest,
 )
 from mammohybrid.training.toydata import make_toy_dataset
 
@@ -67,10 +69,10 @@ def test_split_errors(tmp_path, toy: str) -> None:  # noqa: ANN001
         load_splits(_config(str(tmp_path / "noval.csv")))
 
 
-def test_preprocess_section_comes_from_beside_the_manifest(toy: str) -> None:
-    config = _config(toy)
-    assert config.preprocess.strategy == "median"
-    assert with_manifest_preprocess(config).preprocess.strategy == "gaussian"
+def test_a_manifest_preprocessed_otherwise_is_refused_not_followed(toy: str) -> None:
+    assert with_preprocessed_manifest(_config(toy)).data.manifest == Path(toy)
+    with pytest.raises(ConfigError, match=r"preprocess\.strategy differ"):
+        with_preprocessed_manifest(_config(toy, "preprocess.strategy=none"))
 
 
 def test_epochs_are_shuffled_deterministically_and_differently(toy: str) -> None:

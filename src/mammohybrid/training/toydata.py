@@ -34,10 +34,12 @@ def toy_image(rng: np.random.Generator, size: int, malignant: bool) -> np.ndarra
 
 def make_toy_dataset(folder: str | os.PathLike[str], counts: dict[str, int] | None = None,
                      size: int = 32, seed: int = 0, failed_rows: int = 1) -> Path:
-    """Write ``folder/images/*.png``, ``folder/manifest.csv`` and ``folder/config.yaml``
-    (preprocess strategy ``gaussian``, so that copying it into a run config is visible);
-    return the manifest path. ``failed_rows`` extra train rows get ``status`` ``error`` and
-    no image, as failed pre-processing leaves them. One patient per image; classes alternate.
+    """Write ``folder/images/*.png``, ``folder/manifest.csv`` and ``folder/config.yaml``;
+    return the manifest path. The images are generated, not run through a chain: the
+    ``config.yaml`` records the default ``preprocess`` section, so that a config with the
+    default pre-processing trains on them as on a pre-processed dataset. ``failed_rows`` extra
+    train rows get ``status`` ``error`` and no image, as failed pre-processing leaves them. One
+    patient per image; classes alternate.
     """
     counts = counts or {"train": 16, "val": 8, "test": 8}
     folder = Path(folder)
@@ -49,13 +51,11 @@ def make_toy_dataset(folder: str | os.PathLike[str], counts: dict[str, int] | No
             path = folder / "images" / f"{split}_{index:04d}.png"
             write_png(path, toy_image(rng, size, bool(label)))
             rows.append({"image_path": str(path), "label": label, "patient_id": f"{split}{index}",
-                         "split": split, "status": "ok"})
+                         "split": split, "source_path": str(path), "status": "ok"})
     for index in range(failed_rows):
         rows.append({"image_path": str(folder / "images" / f"failed_{index}.png"), "label": 1,
-                     "patient_id": f"failed{index}", "split": "train", "status": "error"})
+                     "patient_id": f"failed{index}", "split": "train",
+                     "source_path": str(folder / f"failed_{index}.dcm"), "status": "error"})
     write_manifest(pd.DataFrame(rows), folder / "manifest.csv")
-    config = Config()
-    config.preprocess.strategy = "gaussian"
-    config.preprocess.output_size = max(size, 32)
-    save_config(config, folder / "config.yaml")
+    save_config(Config(), folder / "config.yaml")
     return folder / "manifest.csv"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mammohybrid.config import load_config
+from mammohybrid.config import Config, load_config
 from mammohybrid.data.manifest import read_manifest
 from mammohybrid.imaging import read_image
 from mammohybrid.training.toydata import make_toy_dataset
@@ -18,4 +18,4 @@ def test_toy_dataset_has_the_preprocessed_layout(tmp_path) -> None:  # noqa: ANN
     assert image.shape == (40, 40) and image.dtype.name == "uint8"
     malignant, benign = read_image(frame["image_path"][1]), read_image(frame["image_path"][0])
     assert malignant.max() > benign.max()  # the malignant blob is brighter
-    assert load_config(tmp_path / "config.yaml").preprocess.strategy == "gaussian"
+    assert load_config(tmp_path / "config.yaml").preprocess == Config().preprocess

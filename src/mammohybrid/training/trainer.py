@@ -32,18 +32,20 @@ from mammohybrid.evaluation.threshold import select_threshold
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.models.compile import compile_hybrid
 from mammohybrid.models.hybrid import build_model, nested_layers
+from mammohybrid.models.tta import with_test_time_augmentation
 from mammohybrid.progress import console, progress_bar
 from mammohybrid.run_dir import RunDir
-from mammohybrid.training.callbacks import EpochProgress, TensorBoardLog
+from mammohybrid.training.callbacks import EpochProgress, ExactValidation, TensorBoardLog
 from mammohybrid.training.checkpoint import Backup, TrainingState, restore, snapshot
 from mammohybrid.training.curves import plot_training_curves
 from mammohybrid.training.data import (
     ImageSplit,
     load_splits,
     predict_manifest,
-    with_manifest_preprocess,
+    with_preprocessed_manifest,
 )
 from mammohybrid.training.features import FeatureCache, head_model, uses_feature_cache
+from mammohybrid.training.linear_head import fit_logistic_head
 from mammohybrid.training.runtime import Runtime, training_runtime
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"]
@@ -134,6 +136,7 @@ class _Plan(Protocol):
     fit_model: keras.Model
     steps: int
     steps_per_execution: int
+    val_labels: np.ndarray
 
     def train_data(self, epoch: int) -> tf.data.Dataset: ...
     def val_data(self) -> tf.data.Dataset: ...
@@ -145,6 +148,7 @@ class _ImagePlan:
         self.fit_model, self.train, self.val, self.seed = model, train, val, seed
         self.steps = train.steps
         self.steps_per_execution = 1
+        self.val_labels = val.labels
 
     def train_data(self, epoch: int) -> tf.data.Dataset:
         return self.train.epoch(epoch, self.seed)
@@ -164,6 +168,7 @@ class _FeaturePlan:
         # A head step is tiny: the whole epoch runs in one call of the compiled step (same
         # updates as step by step, about 1.5x faster per epoch here).
         self.steps_per_execution = self.steps
+        self.val_labels = cache.val.labels
 
     def train_data(self, epoch: int) -> tf.data.Dataset:
         return self.cache.train_epoch(epoch)
@@ -222,25 +227,45 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
     """Train ``config``'s model on the train split of ``config.data.manifest`` and write the
     run directory ``out_dir``; with ``resume``, continue the run found there."""
     run = RunDir.at(out_dir)
+    config = with_preprocessed_manifest(config)
     splits = load_splits(config)
-    config = with_manifest_preprocess(config)
     state = _open_run(run, config, resume)
     if state is None:
         console.print(f"{run.root}: all {config.train.epochs} epochs were already trained")
         return run
     started = time.time()
     with training_runtime(config.train, config.seed) as runtime:
-        model, plan = _prepare(config, run, splits, runtime, state)
-        tracked = _Tracked.of(model, config)
-        _train_epochs(config, run, plan, tracked, state, callbacks or [],
-                      class_weights(splits["train"]["label"].to_numpy(),
-                                    config.train.class_weight))
-    export_model(config, snapshot(model.weights), run.last_model)
-    restore(tracked.weights, Backup(run.backup).load_arrays(state.best_file or ""), "best weights")
-    best = export_model(config, snapshot(model.weights), run.model)
-    plan.finish()
+        if config.train.head == "logistic":
+            best = _train_logistic_head(config, run, splits, state)
+        else:
+            model, plan = _prepare(config, run, splits, runtime, state)
+            tracked = _Tracked.of(model, config)
+            _train_epochs(config, run, plan, tracked, state, callbacks or [],
+                          class_weights(splits["train"]["label"].to_numpy(),
+                                        config.train.class_weight))
+    if config.train.head == "keras":
+        export_model(config, snapshot(model.weights), run.last_model)
+        restore(tracked.weights, Backup(run.backup).load_arrays(state.best_file or ""),
+                "best weights")
+        best = export_model(config, snapshot(model.weights), run.model)
+        plan.finish()
     _finish(config, run, state, best, splits, runtime, time.time() - started)
     return run
+
+
+def _train_logistic_head(config: Config, run: RunDir, splits: dict[str, pd.DataFrame],
+                         state: TrainingState) -> keras.Model:
+    """``train.head: logistic`` (:mod:`mammohybrid.training.linear_head`): one fit, recorded as
+    the run's only epoch; ``model.keras`` and ``last.keras`` are the same model."""
+    model = build_model(config.model)
+    start = time.perf_counter()
+    fitted = fit_logistic_head(model, config, splits)
+    state.record(fitted.pop("logs"), time.perf_counter() - start)
+    state.extra.update(fitted)
+    _write_history(run.history, state.history)
+    weights = snapshot(model.weights)
+    export_model(config, weights, run.last_model)
+    return export_model(config, weights, run.model)
 
 
 def _prepare(config: Config, run: RunDir, splits: dict[str, pd.DataFrame], runtime: Runtime,
@@ -284,12 +309,13 @@ def _train_epochs(config: Config, run: RunDir, plan: _Plan, tracked: _Tracked,
     try:
         with progress_bar() as bar:
             progress = EpochProgress(bar, config.train.epochs, plan.steps)
+            validation = ExactValidation(plan.val_data(), plan.val_labels)
             for epoch in range(state.epochs_done, config.train.epochs):
                 start = time.perf_counter()
                 result = plan.fit_model.fit(
-                    plan.train_data(epoch), validation_data=plan.val_data(), epochs=epoch + 1,
-                    initial_epoch=epoch, class_weight=weights, shuffle=False, verbose=0,
-                    callbacks=[progress, *callbacks])
+                    plan.train_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
+                    class_weight=weights, shuffle=False, verbose=0,
+                    callbacks=[validation, progress, *callbacks])
                 logs = {key: float(values[-1]) for key, values in result.history.items()}
                 improved = state.record(logs, time.perf_counter() - start)
                 backup.save(state,
@@ -307,7 +333,8 @@ def _finish(config: Config, run: RunDir, state: TrainingState, best: keras.Model
     plot_training_curves(pd.read_csv(run.history), run.curves, state.best_epoch,
                          title=" + ".join(config.model.backbones))
     with _float32_policy():
-        probabilities = predict_manifest(best, splits["val"], config)
+        probabilities = predict_manifest(with_test_time_augmentation(best, config.model.tta),
+                                         splits["val"], config)
     choice = select_threshold(splits["val"]["label"].to_numpy(), probabilities, config.evaluate)
     atomic_write_json(run.threshold, choice.to_dict())
     atomic_write_json(run.info, {
