@@ -32,7 +32,18 @@ def toy(tmp_path_factory) -> Path:
     from mammohybrid.training.toydata import make_toy_dataset
 
     return make_toy_dataset(tmp_path_factory.mktemp("toy"),
-                            {"train": 24, "val": 12, "test": 12}, size=32)
+                            {"train": 24, "val": 12, "test": 12}, size=32,
+                            config=with_overrides(Config(), TINY))
+
+
+@pytest.fixture(scope="module")
+def raw_toy(toy, tmp_path_factory) -> Path:
+    """The toy images as a raw manifest (no pre-processing columns, no config.yaml beside)."""
+    from mammohybrid.data.manifest import write_manifest
+
+    frame = read_manifest(toy)
+    frame = frame[frame["status"] == "ok"].drop(columns=["source_path", "status"])
+    return write_manifest(frame, tmp_path_factory.mktemp("raw") / "raw.csv")
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +181,14 @@ def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_pat
     manifest = other / "manifest.csv"
     manifest.write_text(toy.read_text())
     save_config(with_overrides(load_config(toy.parent / "config.yaml"),
-                               ["preprocess.strategy=median"]), other / "config.yaml")
+                               ["preprocess.strategy=wiener"]), other / "config.yaml")
     with pytest.raises(ConfigError, match="preprocess.strategy"):
         extract_features(trained_run, manifest, tmp_path / "features.npz")
     assert not (tmp_path / "features.npz").exists()
 
 
 @pytest.mark.slow
-def test_grid_runs_resumes_after_interruption_and_summarises(toy, tmp_path):
+def test_grid_runs_resumes_after_interruption_and_summarises(raw_toy, tmp_path):
     from mammohybrid.evaluation.grid import load_grid, run_grid
 
     grid_file = tmp_path / "grid.yaml"
@@ -185,7 +196,7 @@ def test_grid_runs_resumes_after_interruption_and_summarises(toy, tmp_path):
         "name": "tiny",
         "set": dict(item.split("=", 1) for item in TINY) | {
             "model.backbones": ["tinycnn"], "train.learning_rate": 0.03},
-        "manifest": str(toy),  # used as a raw manifest: pre-processed once per filter
+        "manifest": str(raw_toy),  # a raw manifest: pre-processed once per filter
         "axes": {"preprocess.strategy": ["median", "wiener"]},
         "runs": [{"name": "median-max", "set": {"preprocess.strategy": "median",
                                                 "model.pooling": "max"}},
@@ -302,3 +313,29 @@ def test_train_with_mlflow_logs_params_epochs_and_files(toy, tmp_path):
     files = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "history.csv", "training_curves.png", "threshold.json",
             "run.json"} <= files
+
+
+@pytest.mark.slow
+def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy, tmp_path):
+    """The settings are never silently ignored: two strategies on one raw manifest train on
+    two differently pre-processed datasets and give different out-of-fold predictions."""
+    from mammohybrid.evaluation.cv import run_cv
+    from mammohybrid.preprocess.dataset import manifest_preprocess
+    from mammohybrid.training import train
+
+    predictions = {}
+    for strategy in ("none", "median"):
+        config = with_overrides(Config(), [*TINY, "train.epochs=1", f"data.manifest={raw_toy}",
+                                           f"preprocess.strategy={strategy}"])
+        result = run_cv(config, tmp_path / strategy, folds=2, repeats=1)
+        oof = pd.read_csv(result.files["oof_predictions"])
+        predictions[strategy] = oof.assign(name=oof["image"].map(lambda p: Path(p).name))
+        used = Path(result.summary["manifest"])
+        assert used.parent.parent == raw_toy.parent / "raw.preprocessed"
+        assert manifest_preprocess(used) == config.preprocess
+        run = train(config, tmp_path / f"run-{strategy}")
+        assert Path(load_config(run.config).data.manifest) == used  # the same cached dataset
+    assert len(list((raw_toy.parent / "raw.preprocessed").glob("*/manifest.csv"))) == 2
+    merged = predictions["none"].merge(predictions["median"], on="name")
+    assert len(merged) == 48
+    assert not np.allclose(merged["probability_x"], merged["probability_y"])

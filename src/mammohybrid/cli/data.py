@@ -27,8 +27,17 @@ class Abnormality(str, Enum):
 
 
 class MiasTask(str, Enum):
+    """``mammohybrid.data.mias.TASKS`` (listed here: the CLI starts without importing data)."""
+
     mass = "mass"
+    nonmass = "nonmass"
     all = "all"
+    calc = "calc"
+    circ = "circ"
+    spic = "spic"
+    misc = "misc"
+    arch = "arch"
+    asym = "asym"
 
 
 RootArgument = Annotated[Path, typer.Argument(help="The dataset's folder (see docs/datasets.md).")]
@@ -110,7 +119,8 @@ def cbis_ddsm_jpeg(root: RootArgument, out: OutOption, csv_dir: CsvDirOption = N
 @ingest_app.command("mias")
 def mias(root: RootArgument, out: OutOption,
          task: Annotated[MiasTask, typer.Option(
-             "--task", help="mass: CIRC, SPIC, MISC lesions; all: every abnormal lesion.")]
+             "--task", help="mass: CIRC, SPIC, MISC lesions; nonmass: CALC, ARCH, ASYM; all: "
+                            "every abnormal lesion; or one class (calc, circ, ...).")]
          = MiasTask.mass,
          config: ConfigOption = None, overrides: SetOption = None,
          val_fraction: ValFractionOption = None, seed: SeedOption = None) -> None:

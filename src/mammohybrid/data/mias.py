@@ -10,7 +10,11 @@ with free text (credits, column descriptions), then has one line per lesion::
 TISSUE is F, G or D; CLASS one of CALC, CIRC, SPIC, MISC, ARCH, ASYM, NORM (normal, no lesion);
 SEVERITY B or M; X, Y the lesion centre in pixels with the origin at the BOTTOM-LEFT corner
 (image row = height - Y); RADIUS the radius of a circle enclosing the lesion. A film can have
-several lines; a few abnormal lines give no coordinates (they are skipped and counted).
+several lines; a few abnormal lines give no coordinates (calcifications spread over the whole
+film, ``*NOTE 3*``): no crop can be cut, and each gets an error row saying so.
+
+Tasks (``--task``): ``mass`` (CIRC, SPIC, MISC: the paper's lesion type), ``nonmass`` (CALC,
+ARCH, ASYM), one class by its lower-case name (``calc``, ``arch``, ``asym``, ...), or ``all``.
 
 Crops: a square of side ``max(min_crop, round(crop_scale * RADIUS))`` (default 2.5 x radius,
 i.e. the enclosing circle plus a quarter of its diameter of surrounding tissue on every side,
@@ -35,6 +39,7 @@ from mammohybrid.data.ingest import (
     BAD_VALUE,
     DUPLICATE_ROW,
     MISSING_FILE,
+    NO_CROP,
     UNREADABLE_IMAGE,
     IngestResult,
     register_source,
@@ -47,7 +52,10 @@ DATASET = "mini-mias"
 CLASSES = ("CALC", "CIRC", "SPIC", "MISC", "ARCH", "ASYM", "NORM")
 TISSUES = ("F", "G", "D")
 SEVERITIES = {"B": "BENIGN", "M": "MALIGNANT"}
-TASKS = {"mass": ("CIRC", "SPIC", "MISC"), "all": tuple(c for c in CLASSES if c != "NORM")}
+_MASSES = ("CIRC", "SPIC", "MISC")
+TASKS = {"mass": _MASSES, "nonmass": ("CALC", "ARCH", "ASYM"),
+         "all": tuple(c for c in CLASSES if c != "NORM"),
+         **{c.lower(): (c,) for c in CLASSES if c != "NORM"}}
 BACKGROUND_LEVEL = 20  # 8-bit grey level above which a pixel is breast, not film background
 _LESION_LINE = re.compile(r"^mdb\d{3}\b", re.IGNORECASE)
 
@@ -80,7 +88,9 @@ def read_info(path: Path, result: IngestResult) -> list[dict[str, object]]:
         try:  # fewer than three values, or "*NOTE 3*" as some real lines have
             x, y, radius = (int(t) for t in tokens[4:7])
         except ValueError:
-            result.count("skipped: abnormal lines without coordinates")
+            result.error(NO_CROP, f"{refnum} {kind} {tokens[3].upper()}: no lesion coordinates "
+                         f"('{' '.join(tokens[4:]) or 'none'}'; Info.txt note 4: spread over "
+                         "the film), so no crop can be cut", **where)
             continue
         key = (refnum, kind, str(x), str(y), str(radius))
         if key in seen:

@@ -93,11 +93,12 @@ def test_read_info_skips_free_text_and_counts_what_it_skips(mias_root):
     assert [(x["refnum"], x["mias_class"]) for x in lesions] == [
         ("mdb001", "CIRC"), ("mdb002", "CIRC"), ("mdb005", "CIRC"), ("mdb005", "CIRC"),
         ("mdb006", "SPIC"), ("mdb007", "CALC"), ("mdb010", "CIRC"), ("mdb013", "SPIC")]
-    assert result.counts == {"normal films (NORM lines)": 2,
-                             "skipped: abnormal lines without coordinates": 1}
+    assert result.counts == {"normal films (NORM lines)": 2}
     first_line = len(HEADER) + 1
     assert [(e.kind, e.row) for e in result.errors] == [
-        ("bad_value", first_line + 10), ("duplicate_row", first_line + 12)]
+        ("no_crop", first_line + 8), ("bad_value", first_line + 10),
+        ("duplicate_row", first_line + 12)]
+    assert "mdb008 MISC M: no lesion coordinates" in result.errors[0].message
 
 
 def test_crop_box_rule_and_clamping():
@@ -135,8 +136,12 @@ def test_ingest_mias_mass_task(mias_root, tmp_path):
 def test_ingest_mias_all_task_includes_calcifications(mias_root, tmp_path):
     result = ingest_mias(mias_root, DataConfig(), out_dir=tmp_path, task="all")
     assert "mdb007_1" in set(result.frame["lesion_id"])
+    calc = ingest_mias(mias_root, DataConfig(), out_dir=tmp_path, task="calc")
+    assert calc.frame["mias_class"].tolist() == ["CALC"]
+    nonmass = ingest_mias(mias_root, DataConfig(), out_dir=tmp_path, task="nonmass")
+    assert nonmass.frame["mias_class"].tolist() == ["CALC"]
     with pytest.raises(DatasetError, match="unknown MIAS task"):
-        ingest_mias(mias_root, DataConfig(), out_dir=tmp_path, task="calc")
+        ingest_mias(mias_root, DataConfig(), out_dir=tmp_path, task="norm")
 
 
 def test_run_ingest_mias_writes_crops_manifest_and_grouped_splits(mias_root, tmp_path):
@@ -150,9 +155,8 @@ def test_run_ingest_mias_writes_crops_manifest_and_grouped_splits(mias_root, tmp
     assert "fold" in manifest.columns
     assert pd.read_csv(out, dtype=str)["patient_id"].tolist()[0] == "001"  # kept as text
     summary = (tmp_path / "out" / "manifest.summary.md").read_text()
-    assert "skipped: abnormal lines without coordinates: 1" in summary
     assert "crops: square of side max(64, 2.5 x radius)" in summary
-    assert len(result.errors) == 3
+    assert len(result.errors) == 4  # no coordinates, bad line, duplicate, missing film
 
 
 def test_a_corrupt_film_is_a_row_error_and_the_rest_ingests(mias_root, tmp_path):
@@ -168,3 +172,26 @@ def test_a_corrupt_film_is_a_row_error_and_the_rest_ingests(mias_root, tmp_path)
 def test_missing_info_txt_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="Info.txt not found"):
         ingest_mias(tmp_path, DataConfig(), out_dir=tmp_path)
+
+
+def test_cli_offers_exactly_the_ingest_tasks():
+    from mammohybrid.cli.data import MiasTask
+    from mammohybrid.data.mias import TASKS
+
+    assert {task.value for task in MiasTask} == set(TASKS)
+
+
+@pytest.mark.shared
+def test_real_mias_dev_set_ingests_with_an_error_row_per_film_without_coordinates(shared_dir,
+                                                                                tmp_path):
+    root = shared_dir / "data" / "mias-dev"
+    if not (root / "Info.txt").is_file():
+        pytest.skip(f"{root} is absent: the mini-MIAS development set is needed for this test")
+    result = ingest_mias(root, DataConfig(), out_dir=tmp_path, task="nonmass")
+    no_crop = [e for e in result.errors if e.kind == "no_crop"]
+    assert len(no_crop) == 3 and all("CALC" in e.message for e in no_crop)
+    frame = result.frame
+    # 63 lesion rows - 3 without coordinates - 2 crops that are almost all background.
+    assert len(frame) == 58 and result.counts["skipped: crop almost all background"] == 2
+    assert set(frame["mias_class"]) == {"CALC", "ARCH", "ASYM"}
+    assert frame["patient_id"].nunique() == 51 and frame["label"].sum() == 30

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.config import PreprocessConfig, load_config
+from mammohybrid.config import PreprocessConfig, load_config, with_overrides
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import RunNotFinishedError
 from mammohybrid.imaging import read_image, write_dicom, write_png
@@ -28,11 +28,12 @@ def run_dir(tmp_path_factory) -> Path:  # noqa: ANN001
     from mammohybrid.training.toydata import make_toy_dataset
 
     folder = tmp_path_factory.mktemp("predictor")
-    manifest = make_toy_dataset(folder / "data", size=32)
-    config = load_config(None, [f"data.manifest={manifest}", "model.backbones=[tinycnn]",
-                                "model.weights=none", "model.input_size=32", "train.epochs=1",
+    config = load_config(None, ["preprocess.strategy=gaussian", "preprocess.output_size=32",
+                                "model.backbones=[tinycnn]", "model.weights=none",
+                                "model.input_size=32", "train.epochs=1",
                                 "evaluate.threshold=youden"])
-    return train(config, folder / "run").root
+    manifest = make_toy_dataset(folder / "data", size=32, config=config)
+    return train(with_overrides(config, [f"data.manifest={manifest}"]), folder / "run").root
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,9 @@ def strategy_steps(config: PreprocessConfig) -> list[str]:
 for _filter in ("median", "gaussian", "wiener"):
     register_strategy(_filter, ("nlm", "roi", _filter, "clahe"))
 register_strategy("none", ())
+# The paper's denoising and contrast steps without its fixed-threshold ROI and second filter:
+# the threshold 193 empties a quarter of real lesion crops (see the real-lesions preset).
+register_strategy("nlm-clahe", ("nlm", "clahe"))
 register_strategy("custom", lambda config: config.steps or ())
 
 

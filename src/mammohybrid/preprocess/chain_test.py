@@ -34,7 +34,7 @@ def registry(monkeypatch):
 
 
 def test_the_papers_strategies_and_the_others_are_registered():
-    assert strategy_names() == ["median", "gaussian", "wiener", "none", "custom"]
+    assert strategy_names() == ["median", "gaussian", "wiener", "none", "nlm-clahe", "custom"]
     for name in ("median", "gaussian", "wiener"):
         assert strategy_steps(PreprocessConfig(strategy=name)) == ["nlm", "roi", name, "clahe"]
     assert strategy_steps(PreprocessConfig(strategy="none")) == []

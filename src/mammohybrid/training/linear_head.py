@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mammohybrid import __version__
@@ -130,9 +131,7 @@ class StrengthChoice:
                 f"the training split (pooled out-of-fold AUC: {table})")
 
 
-def _classifier(c: float, class_weight: str) -> Any:
-    from sklearn.pipeline import make_pipeline
-
+def _classifier(c: float, class_weight: str) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(
         C=c, max_iter=10_000, class_weight="balanced" if class_weight == "balanced" else None))
 

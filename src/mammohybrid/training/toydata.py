@@ -33,11 +33,12 @@ def toy_image(rng: np.random.Generator, size: int, malignant: bool) -> np.ndarra
 
 
 def make_toy_dataset(folder: str | os.PathLike[str], counts: dict[str, int] | None = None,
-                     size: int = 32, seed: int = 0, failed_rows: int = 1) -> Path:
+                     size: int = 32, seed: int = 0, failed_rows: int = 1,
+                     config: Config | None = None) -> Path:
     """Write ``folder/images/*.png``, ``folder/manifest.csv`` and ``folder/config.yaml``;
     return the manifest path. The images are generated, not run through a chain: the
-    ``config.yaml`` records the default ``preprocess`` section, so that a config with the
-    default pre-processing trains on them as on a pre-processed dataset. ``failed_rows`` extra
+    ``config.yaml`` records ``config`` (default: the defaults), so that a config with the same
+    ``preprocess`` section trains on them as on a pre-processed dataset. ``failed_rows`` extra
     train rows get ``status`` ``error`` and no image, as failed pre-processing leaves them. One
     patient per image; classes alternate.
     """
@@ -57,5 +58,5 @@ def make_toy_dataset(folder: str | os.PathLike[str], counts: dict[str, int] | No
                      "patient_id": f"failed{index}", "split": "train",
                      "source_path": str(folder / f"failed_{index}.dcm"), "status": "error"})
     write_manifest(pd.DataFrame(rows), folder / "manifest.csv")
-    save_config(Config(), folder / "config.yaml")
+    save_config(config or Config(), folder / "config.yaml")
     return folder / "manifest.csv"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -238,19 +239,25 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
         if config.train.head == "logistic":
             best = _train_logistic_head(config, run, splits, state)
         else:
-            model, plan = _prepare(config, run, splits, runtime, state)
-            tracked = _Tracked.of(model, config)
-            _train_epochs(config, run, plan, tracked, state, callbacks or [],
-                          class_weights(splits["train"]["label"].to_numpy(),
-                                        config.train.class_weight))
-    if config.train.head == "keras":
-        export_model(config, snapshot(model.weights), run.last_model)
-        restore(tracked.weights, Backup(run.backup).load_arrays(state.best_file or ""),
-                "best weights")
-        best = export_model(config, snapshot(model.weights), run.model)
-        plan.finish()
+            best = _train_keras_head(config, run, splits, runtime, state, callbacks or [])
     _finish(config, run, state, best, splits, runtime, time.time() - started)
     return run
+
+
+def _train_keras_head(config: Config, run: RunDir, splits: dict[str, pd.DataFrame],
+                      runtime: Runtime, state: TrainingState,
+                      callbacks: list[keras.callbacks.Callback]) -> keras.Model:
+    """The model (or its head on cached features) trained by Keras, epoch by epoch with a
+    backup after each; ``last.keras`` and the best epoch's ``model.keras`` are written."""
+    model, plan = _prepare(config, run, splits, runtime, state)
+    tracked = _Tracked.of(model, config)
+    _train_epochs(config, run, plan, tracked, state, callbacks,
+                  class_weights(splits["train"]["label"].to_numpy(), config.train.class_weight))
+    export_model(config, snapshot(model.weights), run.last_model)
+    restore(tracked.weights, Backup(run.backup).load_arrays(state.best_file or ""), "best weights")
+    best = export_model(config, snapshot(model.weights), run.model)
+    plan.finish()
+    return best
 
 
 def _train_logistic_head(config: Config, run: RunDir, splits: dict[str, pd.DataFrame],
@@ -263,9 +270,10 @@ def _train_logistic_head(config: Config, run: RunDir, splits: dict[str, pd.DataF
     state.record(fitted.pop("logs"), time.perf_counter() - start)
     state.extra.update(fitted)
     _write_history(run.history, state.history)
-    weights = snapshot(model.weights)
-    export_model(config, weights, run.last_model)
-    return export_model(config, weights, run.model)
+    best = export_model(config, snapshot(model.weights), run.model)
+    with atomic_path(run.last_model) as tmp:
+        shutil.copyfile(run.model, tmp)
+    return best
 
 
 def _prepare(config: Config, run: RunDir, splits: dict[str, pd.DataFrame], runtime: Runtime,

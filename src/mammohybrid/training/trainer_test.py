@@ -50,7 +50,7 @@ def test_run_directory_has_every_artefact(finished_run) -> None:  # noqa: ANN001
     run, config = finished_run
     assert run.is_finished()
     saved = load_config(run.config)
-    assert saved.preprocess.strategy == "gaussian"  # copied from beside the manifest
+    assert saved.preprocess == config.preprocess  # what the manifest's images went through
     assert saved.model == config.model
     history = pd.read_csv(run.history)
     assert history.columns.tolist() == ["epoch", "loss", "accuracy", "auc", "val_loss",
@@ -98,6 +98,22 @@ def test_threshold_is_chosen_on_validation(finished_run) -> None:  # noqa: ANN00
     probabilities = predict_manifest(load_model(run.model), val, config)
     expected = select_threshold(val["label"].to_numpy(), probabilities, config.evaluate)
     assert json.loads(run.threshold.read_text()) == pytest.approx(expected.to_dict())
+
+
+def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:  # noqa: ANN001
+    from sklearn.metrics import roc_auc_score
+
+    from mammohybrid.training import predict_manifest
+    from mammohybrid.training.data import load_splits
+
+    run, config = finished_run
+    val = load_splits(config)["val"]
+    exact = roc_auc_score(val["label"], predict_manifest(load_model(run.model), val, config))
+    info = json.loads(run.info.read_text())
+    # Keras' binned AUC (200 thresholds) lumps a 2-epoch tiny model's close probabilities.
+    assert info["best_val_auc"] == pytest.approx(exact, abs=1e-6)
+    history = pd.read_csv(run.history)
+    assert history["val_auc"].iloc[info["best_epoch"] - 1] == pytest.approx(exact, abs=1e-6)
 
 
 def test_existing_run_needs_resume_and_the_same_config(finished_run, toy) -> None:  # noqa: ANN001

@@ -1,0 +1,125 @@
+"""Tests of the logistic head: strength selection, the exact fold into the hybrid's Dense layer,
+the shared feature cache, and a run directory that evaluate/predict use unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+from mammohybrid.config import load_config
+from mammohybrid.errors import ConfigError
+from mammohybrid.imaging import read_image
+from mammohybrid.models.hybrid import build_model
+from mammohybrid.training.data import ImageSplit, load_splits
+from mammohybrid.training.linear_head import (
+    CACHE_FOLDER,
+    PooledFeatureCache,
+    choose_strength,
+    fit_logistic_head,
+)
+from mammohybrid.training.toydata import make_toy_dataset
+
+LOGISTIC = ["model.backbones=[tinycnn,smallcnn]", "model.weights=none", "model.trainable=none",
+            "model.input_size=32", "model.augment=none", "train.head=logistic",
+            "train.batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> str:  # noqa: ANN001
+    return str(make_toy_dataset(tmp_path_factory.mktemp("toy"),
+                                {"train": 24, "val": 8, "test": 8}, size=32))
+
+
+def _config(manifest: str, *extra: str):  # noqa: ANN202
+    return load_config(None, [f"data.manifest={manifest}", *LOGISTIC, *extra])
+
+
+def test_logistic_head_needs_frozen_backbones():
+    with pytest.raises(ConfigError, match="model.trainable: none"):
+        load_config(None, ["train.head=logistic", "model.trainable=all"])
+    with pytest.raises(ConfigError, match="train.logistic_c"):
+        load_config(None, ["train.logistic_c=[1.0, 0]"])
+
+
+def test_strength_is_chosen_by_patient_grouped_inner_cv():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    patients = np.array([f"p{i // 2}" for i in range(40)])  # two images per patient
+    informative = labels[:, None] * 1.5 + rng.normal(size=(40, 1))
+    features = np.hstack([informative, rng.normal(size=(40, 30))])
+    config = load_config(None, ["train.logistic_c=[0.001, 0.1, 10]", "train.inner_folds=4"])
+    choice = choose_strength(features, labels, patients, config)
+    assert choice.folds == 4 and set(choice.scores) == {0.001, 0.1, 10.0}
+    assert choice.scores[choice.c] == max(choice.scores.values())
+    assert all(0.5 < auc <= 1 for auc in choice.scores.values())
+    assert "4-fold patient-grouped inner cross-validation" in choice.describe()
+    # Fewer patients in a class than folds: fewer folds; one patient per class: no inner CV.
+    assert choose_strength(features[18:24], labels[18:24], patients[18:24], config).folds == 0
+    few = choose_strength(features[14:26], labels[14:26], patients[14:26], config)
+    assert few.folds == 3
+
+
+def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy):
+    config = _config(toy, "train.logistic_c=[0.5]")
+    splits = load_splits(config)
+    model = build_model(config.model)
+    fitted = fit_logistic_head(model, config, splits)
+    assert fitted["logistic_c"] == 0.5
+    cache = PooledFeatureCache(model, config)
+    train, val = cache.features(splits["train"]), cache.features(splits["val"])
+    scaler = StandardScaler().fit(train)
+    regression = LogisticRegression(C=0.5, max_iter=10_000).fit(
+        scaler.transform(train), splits["train"]["label"])
+    expected = regression.predict_proba(scaler.transform(val))[:, 1]
+    images = ImageSplit(splits["val"], 32, 8, cache=False).images()
+    np.testing.assert_allclose(model.predict(images, verbose=0).reshape(-1), expected,
+                               rtol=1e-4, atol=1e-5)
+    assert fitted["logs"]["val_auc"] == pytest.approx(
+        roc_auc_score(splits["val"]["label"], expected))
+
+
+def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkeypatch):
+    config = _config(str(make_toy_dataset(tmp_path, {"train": 8, "val": 2})))
+    splits = load_splits(config)
+    cache = PooledFeatureCache(build_model(config.model), config)
+    first = cache.features(splits["train"].iloc[:5])
+    computed: list[int] = []
+    original = PooledFeatureCache._compute
+
+    def counting(self, frame):  # noqa: ANN001, ANN202
+        computed.append(len(frame))
+        return original(self, frame)
+
+    monkeypatch.setattr(PooledFeatureCache, "_compute", counting)
+    again = PooledFeatureCache(build_model(config.model), config)
+    np.testing.assert_array_equal(again.features(splits["train"].iloc[:5]), first)
+    assert computed == []
+    again.features(splits["train"].iloc[:8])
+    assert computed == [3]
+    images_folder = Path(splits["train"]["image_path"].iloc[0]).parent
+    assert len(list((images_folder / CACHE_FOLDER).glob("*.npz"))) == 1
+
+
+@pytest.mark.slow
+def test_logistic_run_directory_works_with_evaluate_and_predict(toy, tmp_path):
+    from mammohybrid.evaluation.evaluate import evaluate_run
+    from mammohybrid.inference.predictor import Predictor
+    from mammohybrid.training import train
+
+    config = _config(toy, "model.tta=dihedral")
+    run = train(config, tmp_path / "run")
+    assert run.is_finished() and run.threshold.is_file() and run.last_model.is_file()
+    history = pd.read_csv(run.history)
+    assert len(history) == 1 and 0 <= history["val_auc"].iloc[0] <= 1
+    result = evaluate_run(run.root, "test")
+    assert result.metrics["n"] == 8
+    with Predictor.from_run(run.root) as predictor:
+        images = [read_image(p) for p in load_splits(config)["val"]["image_path"][:2]]
+        rows = predictor.predict_arrays(images)
+    assert rows["probability"].between(0, 1).all() and (rows["error"].fillna("") == "").all()
