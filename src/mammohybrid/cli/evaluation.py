@@ -114,7 +114,8 @@ def cv(
     """Stratified, patient-grouped K-fold cross-validation, repeated R times, resumable.
 
     Writes per-fold metrics, mean ± std, the pooled out-of-fold ROC and OUT/cv_summary.json.
-    Validation for model selection and the threshold comes from the training folds only.
+    Validation for model selection and the threshold comes from the training folds only. A raw
+    manifest is pre-processed once with the config's settings (cached beside it).
     """
     from mammohybrid.evaluation.cv import run_cv
     from mammohybrid.evaluation.metrics import METRIC_NAMES
@@ -135,7 +136,7 @@ def cv(
 @app.command()
 def features(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    manifest: Annotated[Path, typer.Argument(help="Manifest of the (pre-processed) images.")],
+    manifest: Annotated[Path, typer.Argument(help="Manifest of the images (raw or pre-processed).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz file.")],
 ) -> None:
     """Save the pooled feature vector of every image of MANIFEST (.npz).

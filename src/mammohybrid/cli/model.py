@@ -55,8 +55,10 @@ def train(
 ) -> None:
     """Train on data.manifest's train split and write the run directory --out.
 
-    data.manifest is a pre-processed manifest (mammohybrid preprocess). The best epoch by
-    validation AUC is kept, and the decision threshold is chosen on the val split; the test
+    data.manifest is a raw manifest (pre-processed here with the config's settings, cached
+    beside it) or one pre-processed with the same settings (mammohybrid preprocess). The best
+    epoch by the exact validation AUC is kept (or, with train.head=logistic, the head is fitted
+    by inner cross-validation), and the decision threshold is chosen on the val split; the test
     split is not read. A killed run continues exactly with --resume.
     """
     resolved = resolve_config(config, overrides)
