@@ -40,7 +40,7 @@ TINY_IMAGE_ENLARGEMENT = 4
 # Titles of the chain's steps on the page (steps not listed keep their own name).
 STEP_TITLES = {"8-bit": "input (8-bit)", "working size": "working size", "nlm": "NLM",
                "roi": "ROI", "median": "median filter", "gaussian": "Gaussian filter",
-               "wiener": "Wiener filter", "clahe": "CLAHE", "resize": "resize"}
+               "wiener": "Wiener filter", "clahe": "CLAHE"}
 
 T = TypeVar("T")
 
@@ -186,10 +186,16 @@ class UploadAnalyser:
         return combined.sort_index().reset_index(drop=True).astype(frame.dtypes.to_dict())
 
     def _strip(self, inspection: _Inspection) -> list[dict[str, str]]:
-        """The image after every step of the chain, then the model input, for the page."""
+        """The image after every step of the chain, for the page: a step that changed nothing
+        (the working size of a crop already small enough) is left out, and the chain's final
+        resize is shown as the model input it becomes."""
         record = inspection.record
         strip = []
-        for name, image in inspection.steps:
+        previous: tuple[int, ...] = ()
+        for name, image in inspection.steps[:-1]:
+            if name == "working size" and image.shape == previous:
+                continue
+            previous = image.shape
             detail = f"{image.shape[1]}x{image.shape[0]}"
             if name == "roi" and record.roi_threshold is not None:
                 detail += (f", pixels > {record.roi_threshold:g} kept: "
@@ -198,11 +204,11 @@ class UploadAnalyser:
                 detail += f", h = {record.nlm_h:.2f}"
             strip.append({"step": name, "title": STEP_TITLES.get(name, name), "detail": detail,
                           "image": png_data_uri(self.display_size(image))})
-        model_input = self._model_input(inspection)
-        side = model_input.shape[0]
+        side = self.predictor.input_size
         strip.append({"step": "model input", "title": "model input",
-                      "detail": f"{side}x{side}, grey replicated to 3 channels",
-                      "image": png_data_uri(model_input[..., 0].astype(np.uint8))})
+                      "detail": f"{side}x{side}, stretched to a square",
+                      "image": png_data_uri(self._model_input(inspection)[..., 0]
+                                            .astype(np.uint8))})
         return strip
 
     def _model_input(self, inspection: _Inspection) -> np.ndarray:

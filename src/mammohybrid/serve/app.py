@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.exceptions import HTTPException
 
 from mammohybrid.inference import Predictor
 from mammohybrid.serve.analysis import Upload, UploadAnalyser, UploadLimits, safe_file_name
@@ -147,8 +147,9 @@ def create_app(analyser: UploadAnalyser, summary: dict[str, Any]) -> FastAPI:
                     return JSONResponse(await run_in_threadpool(analyse))
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
-        except MultiPartException as error:  # too many files, a malformed form
-            return JSONResponse({"error": f"upload refused: {error.message}"}, status_code=400)
+        except HTTPException as error:  # the form parser's: too many files, a malformed form
+            return JSONResponse({"error": f"upload refused: {error.detail}"},
+                                status_code=error.status_code)
 
     return app
 
