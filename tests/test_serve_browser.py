@@ -7,14 +7,8 @@ leaving localhost. Skipped, with the reason, where no browser or driver is insta
 
 from __future__ import annotations
 
+import base64
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,15 +20,21 @@ import pytest
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.imaging import write_dicom, write_png
 from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
+from mammohybrid.serve.headless import (
+    chromium_driver,
+    find_chromium,
+    free_port,
+    start_serving,
+    wait_until_serving,
+)
 from test_serve_api import predict_command_csv
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
-                                                             "(pip install -e '.[test]')")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
+                                                 "(pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # Generous bounds for a loaded 2-core machine; the test waits for events, not for time.
 SERVER_START_S = 240
 PREDICTION_S = 300
@@ -42,42 +42,25 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 NETWORK_SCHEMES = {"http", "https", "ws", "wss", "ftp"}
 
 
-def _browser_and_driver() -> tuple[str, str]:
-    browser = next((path for name in BROWSERS if (path := shutil.which(name))), None)
-    driver = shutil.which("chromedriver")
+def _require_chromium() -> None:
+    browser, driver = find_chromium()
     if browser is None or driver is None:
         pytest.skip("no headless browser: install Debian's chromium and chromium-driver "
                     f"(found browser={browser}, chromedriver={driver})")
-    return browser, driver
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
     """``mammohybrid serve RUN_DIR --port P`` as a user starts it; yields its URL."""
-    _browser_and_driver()
-    port = _free_port()
+    _require_chromium()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from mammohybrid.cli import main; main()", "serve",
-             str(run_dir), "--port", str(port)], stdout=output, stderr=subprocess.STDOUT)
+    process = start_serving(run_dir, port, log)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + SERVER_START_S
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "api/run", timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mammohybrid serve did not start:\n{log.read_text()}")
-                time.sleep(0.5)
+        if not wait_until_serving(url + "api/run", lambda: process.poll() is None,
+                                  SERVER_START_S):
+            pytest.fail(f"mammohybrid serve did not start:\n{log.read_text()}")
         yield url
     finally:
         process.terminate()
@@ -86,19 +69,8 @@ def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture()
 def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = _browser_and_driver()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,2200",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    # Every request the page makes is in the performance log.
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    _require_chromium()
+    driver = chromium_driver(tmp_path / "profile", log_requests=True)
     try:
         yield driver
     finally:
@@ -172,6 +144,22 @@ def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -
         "const done = arguments[0];"
         "fetch(document.getElementById('csv-download').href).then(r => r.text()).then(done);")
     assert csv == expected_csv
+
+    # Dropping a file on the page works as choosing it (a drop built in the page: a driver
+    # cannot drag from the desktop).
+    png = files[1]
+    browser.execute_script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));"
+        "const transfer = new DataTransfer();"
+        "transfer.items.add(new File([bytes], arguments[1], {type: 'image/png'}));"
+        "document.getElementById('status').dataset.state = 'idle';"
+        "document.getElementById('drop').dispatchEvent("
+        "  new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));",
+        base64.b64encode(png.read_bytes()).decode(), png.name)
+    wait.until(lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "done")
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.result")
+    assert [card.get_attribute("data-name") for card in cards] == [png.name]
+    assert cards[0].find_element(By.CSS_SELECTOR, ".probability").text == rounded[png.name]
 
     browser.save_screenshot(str(tmp_path / "serve_page.png"))
     assert (tmp_path / "serve_page.png").stat().st_size > 10_000
