@@ -3,7 +3,8 @@ run made by ``train``, the system's headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``) driven by Selenium uploads a synthetic DICOM, a PNG and a file that is no
 image, and the page must show the probabilities ``mammohybrid predict`` gives, the error, every
 image, a working opacity control, a sortable table and ``predict``'s CSV, without one request
-leaving localhost. Skipped, with the reason, where no browser or driver is installed."""
+leaving localhost (skipped, with the reason, where no browser or driver is installed). And the
+command's ``--max-megapixels`` reaches OpenCV's header check."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from mammohybrid.serve.headless import (
     start_serving,
     wait_until_serving,
 )
-from test_serve_api import predict_command_csv
+from test_serve_api import png_declaring, predict_command_csv
 
 pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
                                                  "(pip install -e '.[test]')")
@@ -40,6 +41,7 @@ SERVER_START_S = 240
 PREDICTION_S = 300
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 NETWORK_SCHEMES = {"http", "https", "ws", "wss", "ftp"}
+MAX_MEGAPIXELS = 1
 
 
 def _require_chromium() -> None:
@@ -51,11 +53,11 @@ def _require_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
-    """``mammohybrid serve RUN_DIR --port P`` as a user starts it; yields its URL."""
-    _require_chromium()
+    """``mammohybrid serve RUN_DIR --port P --max-megapixels 1`` as a user starts it; yields
+    its URL."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    process = start_serving(run_dir, port, log)
+    process = start_serving(run_dir, port, log, "--max-megapixels", str(MAX_MEGAPIXELS))
     url = f"http://127.0.0.1:{port}/"
     try:
         if not wait_until_serving(url + "api/run", lambda: process.poll() is None,
@@ -170,3 +172,16 @@ def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -
     outside = [url for url in urls if urlsplit(url).scheme in NETWORK_SCHEMES
                and urlsplit(url).hostname not in LOCAL_HOSTS]
     assert outside == []
+
+
+def test_the_command_refuses_a_bomb_from_its_header(server) -> None:  # noqa: ANN001
+    """``--max-megapixels`` reaches OpenCV's own header check: a PNG declaring 400 million
+    pixels (which OpenCV's default limit would let it allocate) is refused before decoding."""
+    import httpx
+
+    bomb = png_declaring(20_000, 20_000)
+    response = httpx.post(server + "api/predict", files=[("files", ("bomb.png", bomb))],
+                          timeout=PREDICTION_S)
+    assert response.status_code == 200
+    error = response.json()["results"][0]["error"]
+    assert error.startswith("bomb.png:") and "CV_IO_MAX_IMAGE_PIXELS" in error
