@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from mammohybrid.cli.serve import is_loopback
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.evaluation.evaluate import metrics_report
 from mammohybrid.imaging import write_dicom, write_png
-from mammohybrid.inference import Predictor
+from mammohybrid.inference import COLUMNS, Predictor
 from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
 from mammohybrid.serve.analysis import UploadLimits, safe_file_name
 from mammohybrid.serve.app import app_for_run, page_html
@@ -192,6 +193,34 @@ def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: ANN001, F811
         results = upload(small, [crops["dicom"], crops["tiny"]]).json()["results"]
     assert "over the server's limit of 3,600" in results[0]["error"]
     assert results[1]["error"] == ""
+    # Every file refused: the CSV still has predict's columns, one error row.
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
+        answer = upload(small, [crops["dicom"]]).json()
+    frame = pd.read_csv(pd.io.common.StringIO(answer["csv"]), keep_default_na=False)
+    assert list(frame.columns) == answer["columns"] == COLUMNS
+    assert list(frame["path"]) == ["mass.dcm"] and frame["error"][0].startswith("mass.dcm:")
+
+
+def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:  # noqa: ANN001, F811
+    paths = [crops["dicom"], crops["png"]]
+    with Predictor.from_run(run_dir, ["median", "wiener"]) as ensemble, \
+            fastapi_testclient.TestClient(app_for_run(ensemble, run_dir, LIMITS)) as client:
+        answer = upload(client, paths).json()
+        run = client.get("/api/run").json()
+    assert run["strategies"] == ["median", "wiener"] and run["training_strategy"] == "gaussian"
+    monkeypatch.chdir(paths[0].parent)
+    out = tmp_path / "ensemble.csv"
+    result = CliRunner().invoke(app, ["predict", str(run_dir), *(p.name for p in paths),
+                                      "--out", str(out), "--workers", "0",
+                                      "--filters", "median,wiener"])
+    assert result.exit_code == 0, result.output
+    assert answer["csv"] == out.read_text(encoding="utf-8")
+    for result in answer["results"]:
+        assert set(result["strategies"]) == {"median", "wiener"}
+        assert result["probability"] == pytest.approx(np.mean(list(result["strategies"]
+                                                                   .values())))
+        # The strip and Grad-CAM follow the primary strategy.
+        assert "median filter" in [step["title"] for step in result["steps"]]
 
 
 def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crops,  # noqa: ANN001
@@ -231,6 +260,32 @@ def test_request_limits(client, crops, tmp_path) -> None:  # noqa: ANN001
     body.write_bytes(b"\x00" * (LIMITS.max_request_bytes + 1))
     too_big = upload(client, [body])
     assert too_big.status_code == 413 and "over the server's limit" in too_big.json()["error"]
+
+
+def test_a_streamed_body_over_the_limit_gets_413() -> None:
+    """A body without Content-Length is cut off as soon as it passes the bound."""
+    import asyncio
+
+    from mammohybrid.serve.app import BodyLimit
+
+    async def reader(scope, receive, send) -> None:  # noqa: ANN001 - an ASGI app
+        while (await receive()).get("more_body"):
+            pass
+        raise AssertionError("the whole body was read")
+
+    chunks = [{"type": "http.request", "body": b"x" * 100, "more_body": True}] * 5
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return chunks.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/predict", "headers": []}
+    asyncio.run(BodyLimit(reader, max_bytes=250)(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
+    assert len(chunks) == 2  # stopped at the third chunk
 
 
 def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None:  # noqa: ANN001
@@ -309,6 +364,16 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  #
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert "pip install 'mammohybrid[web]'" in error and "Traceback" not in error
+
+
+def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:  # noqa: ANN001, F811
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", str(run_dir), "--port", str(port)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1 port {port}" in error and "Traceback" not in error
 
 
 def test_the_cli_starts_without_the_web_stack() -> None:

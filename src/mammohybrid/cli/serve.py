@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,6 +27,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise a one-line error now if ``host:port`` cannot be listened on (taken, or no such
+    address here), rather than after the model has loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as error:
+        raise MammohybridError(f"cannot listen on {host} port {port}: "
+                               f"{error.strerror or error} (another server there? try "
+                               "another --port)") from None
 
 
 @app.command("serve")
@@ -62,6 +76,7 @@ def serve(
     if missing:
         raise MammohybridError(f"mammohybrid serve needs the optional extra 'web' "
                                f"({', '.join(missing)} missing): pip install 'mammohybrid[web]'")
+    check_can_listen(host, port)
     max_pixels = max(1, round(max_megapixels * 1e6))
     # OpenCV refuses images over this many pixels from their header, before allocating them:
     # it reads the variable at its first decode, which in this process is still to come.
