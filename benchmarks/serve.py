@@ -32,26 +32,26 @@ def main() -> None:
 
     crops = args.crops
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in crops]
-    with Predictor.from_run(args.run) as predictor:
-        with TestClient(app_for_run(predictor, args.run)) as client:
-            def upload() -> float:
-                started = time.perf_counter()
-                response = client.post("/api/predict", files=files)
-                assert response.status_code == 200 and not any(
-                    r["error"] for r in response.json()["results"]), response.text
-                return time.perf_counter() - started
+    with Predictor.from_run(args.run) as predictor, \
+            TestClient(app_for_run(predictor, args.run)) as client:
+        def upload() -> float:
+            started = time.perf_counter()
+            response = client.post("/api/predict", files=files)
+            assert response.status_code == 200 and not any(
+                r["error"] for r in response.json()["results"]), response.text
+            return time.perf_counter() - started
 
-            def predict_alone() -> float:
-                started = time.perf_counter()
-                predictor.predict_paths(crops, workers=0)
-                return time.perf_counter() - started
+        def predict_alone() -> float:
+            started = time.perf_counter()
+            predictor.predict_paths(crops, workers=0)
+            return time.perf_counter() - started
 
-            first = upload()
-            predict_alone()
-            uploads, alone = [], []
-            for _ in range(args.repeats):
-                uploads.append(upload())
-                alone.append(predict_alone())
+        first = upload()
+        predict_alone()
+        uploads, alone = [], []
+        for _ in range(args.repeats):
+            uploads.append(upload())
+            alone.append(predict_alone())
     print(f"{len(crops)} crop(s) per upload, model {' + '.join(predictor.config.model.backbones)}"
           f" at {predictor.input_size} px")
     print(f"first upload (tracing): {first:.2f} s")

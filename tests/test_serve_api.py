@@ -333,7 +333,9 @@ def test_the_page_loads_nothing_from_outside(client) -> None:  # noqa: ANN001
     assert "@import" not in page
 
     class References(HTMLParser):
-        found: list[str] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[str] = []
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             self.found += [value or "" for name, value in attrs if name in ("src", "href")]

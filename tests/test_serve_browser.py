@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import pytest
+from test_serve_api import png_declaring, predict_command_csv
 
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.imaging import write_dicom, write_png
@@ -28,7 +29,6 @@ from mammohybrid.serve.headless import (
     start_serving,
     wait_until_serving,
 )
-from test_serve_api import png_declaring, predict_command_csv
 
 pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
                                                  "(pip install -e '.[test]')")

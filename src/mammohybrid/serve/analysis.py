@@ -218,8 +218,8 @@ class UploadAnalyser:
         height, width = inspection.input_shape
         side = self.predictor.config.preprocess.output_size
         if min(height, width) * TINY_IMAGE_ENLARGEMENT < side:
-            return [f"tiny image: {width}x{height} px is enlarged more than "
-                    f"{TINY_IMAGE_ENLARGEMENT}x to the {side}x{side} model input"]
+            return [(f"tiny image: {width}x{height} px is enlarged more than "
+                     f"{TINY_IMAGE_ENLARGEMENT}x to the {side}x{side} model input")]
         return []
 
     # ------------------------------------------------------------------ Grad-CAM

@@ -136,14 +136,16 @@ def create_app(analyser: UploadAnalyser, summary: dict[str, Any]) -> FastAPI:
                     return JSONResponse({"error": "no file in the upload (form field 'files')"},
                                         status_code=400)
                 folder = Path(tempfile.mkdtemp(prefix="mammohybrid-serve-"))
-                try:
-                    uploads = [await _save(item, folder / str(index), limits)
+
+                def analyse() -> dict[str, Any]:
+                    uploads = [_save(item, folder / str(index), limits)
                                for index, item in enumerate(files)]
+                    with model_lock:
+                        return analyser.analyse(uploads, folder)
 
-                    def analyse() -> dict[str, Any]:
-                        with model_lock:
-                            return analyser.analyse(uploads, folder)
-
+                try:
+                    # In a worker thread: copying files and the model must not block the
+                    # server's event loop.
                     return JSONResponse(await run_in_threadpool(analyse))
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
@@ -154,15 +156,16 @@ def create_app(analyser: UploadAnalyser, summary: dict[str, Any]) -> FastAPI:
     return app
 
 
-async def _save(item: UploadFile, folder: Path, limits: UploadLimits) -> Upload:
-    """Copy one upload into ``folder`` (its own, so that equal names do not collide), unless
-    it is over the size limit."""
+def _save(item: UploadFile, folder: Path, limits: UploadLimits) -> Upload:
+    """Copy one upload (spooled by the form parser) into ``folder``, its own so that equal
+    names do not collide, unless it is over the size limit."""
     name = safe_file_name(item.filename or "")
     folder.mkdir()
     path = folder / name
     copied = 0
+    item.file.seek(0)
     with open(path, "wb") as handle:
-        while (chunk := await item.read(COPY_CHUNK)) and copied <= limits.max_file_bytes:
+        while (chunk := item.file.read(COPY_CHUNK)) and copied <= limits.max_file_bytes:
             copied += len(chunk)
             handle.write(chunk)
     if copied > limits.max_file_bytes:
