@@ -31,6 +31,7 @@ from mammohybrid.inference import COLUMNS, Predictor
 from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
 from mammohybrid.serve.analysis import UploadLimits, safe_file_name
 from mammohybrid.serve.app import app_for_run, page_html
+from mammohybrid.serve.headless import free_port
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="needs mammohybrid[web]")
 
@@ -366,6 +367,14 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  #
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert "pip install 'mammohybrid[web]'" in error and "Traceback" not in error
+
+
+def test_not_a_run_is_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(tmp_path), "--port", str(free_port())])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "not a run directory (no config.yaml)" in error and "Traceback" not in error
 
 
 def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:  # noqa: ANN001, F811

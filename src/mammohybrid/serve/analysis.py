@@ -126,8 +126,8 @@ class UploadAnalyser:
 
     def analyse(self, uploads: Sequence[Upload], folder: Path) -> dict[str, Any]:
         """Results for ``uploads``, all saved below ``folder`` (the request's temporary
-        folder, whose path is replaced by nothing in every message): one entry per upload in
-        order, and the CSV ``mammohybrid predict`` would write for the same files."""
+        folder, taken out of every path and message): one entry per upload, in order, and the
+        CSV ``mammohybrid predict`` writes for the same files."""
         inspections: dict[int, _Inspection] = {}
         refused: dict[int, str] = {}
         for index, upload in enumerate(uploads):
