@@ -6,6 +6,7 @@ page loads nothing from outside."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import struct
@@ -367,6 +368,30 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  #
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert "pip install 'mammohybrid[web]'" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,  # noqa: ANN001, F811
+                                                             host: str, warned: bool) -> None:
+    import uvicorn
+
+    served = {}
+    # The command sets it for OpenCV in its process; here, the test's: restored afterwards.
+    monkeypatch.delenv("OPENCV_IO_MAX_IMAGE_PIXELS", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    port = free_port()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(run_dir), "--host", host, "--port", str(port), "--max-upload-mb",
+              "2", "--max-files", "3", "--max-megapixels", "0.5"])
+    assert exit_info.value.code == 0
+    output = capsys.readouterr()
+    assert f"serving {run_dir} at http://{host}:{port}/" in output.out
+    assert ("warning: listening on 0.0.0.0" in output.err) is warned
+    assert (served["host"], served["port"]) == (host, port)
+    assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "500000"
+    with fastapi_testclient.TestClient(served["app"]) as client:
+        assert client.get("/api/run").json()["limits"] == {
+            "max_file_bytes": 2 * 2**20, "max_files": 3, "max_pixels": 500_000}
 
 
 def test_not_a_run_is_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
