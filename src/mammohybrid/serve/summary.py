@@ -58,6 +58,7 @@ def run_summary(run_dir: str | os.PathLike[str], predictor: Predictor,
     config = predictor.config
     files = list(dict.fromkeys([*map(Path, metrics_files), *find_metrics_files(run)]))
     info = json.loads(run.info.read_text(encoding="utf-8")) if run.info.is_file() else {}
+    best_auc = info.get("best_val_auc")
     return {
         "run": str(run.root),
         "facts": [
@@ -68,6 +69,8 @@ def run_summary(run_dir: str | os.PathLike[str], predictor: Predictor,
             ["model input", f"{predictor.input_size}x{predictor.input_size}"],
             ["epochs", str(config.train.epochs)],
             ["best epoch", str(info.get("best_epoch", "?"))],
+            ["best validation AUC",
+             f"{best_auc:.3f}" if isinstance(best_auc, (int, float)) else "?"],
             ["seed", str(config.seed)],
         ],
         "threshold": predictor.threshold.to_dict(),
