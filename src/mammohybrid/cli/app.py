@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     Typer's standalone mode handles usage errors, ``--help`` and ``typer.Exit`` codes (it ends
     the process itself); what reaches the ``except`` is an error of ours or of a library.
     """
+    from rich.markup import escape
+
     from mammohybrid.progress import console
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug or _state["debug"]:
             raise
         message = str(error) or type(error).__name__
-        console.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True,
-                      soft_wrap=True)
+        # Escaped: a message may hold brackets, e.g. pip install 'mammohybrid[web]'.
+        console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
+                      markup=True, soft_wrap=True)
         console.print("(run with --debug for the full traceback)", style="dim")
         sys.exit(1)

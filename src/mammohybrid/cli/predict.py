@@ -49,7 +49,7 @@ def predict(
     """
     from mammohybrid.config import save_config
     from mammohybrid.fileio import atomic_open
-    from mammohybrid.inference import Predictor, parse_strategies
+    from mammohybrid.inference import Predictor, parse_strategies, predictions_csv
 
     strategies = parse_strategies(filters)
     started = time.perf_counter()
@@ -57,7 +57,7 @@ def predict(
         frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
                                         gradcam_dir=gradcam)
     with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
-        frame.to_csv(handle, index=False)
+        handle.write(predictions_csv(frame))
     save_config(predictor.config, out.with_name(out.stem + ".config.yaml"))
 
     failed = frame[frame["error"] != ""]

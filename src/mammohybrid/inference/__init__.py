@@ -20,7 +20,13 @@ from mammohybrid.inference.ensemble import (
     strategy_config,
 )
 from mammohybrid.inference.pipeline import PreparedImage, Preparer
-from mammohybrid.inference.predictor import CLASS_NAMES, COLUMNS, Predictor, expand_inputs
+from mammohybrid.inference.predictor import (
+    CLASS_NAMES,
+    COLUMNS,
+    Predictor,
+    expand_inputs,
+    predictions_csv,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -32,5 +38,6 @@ __all__ = [
     "average_probabilities",
     "expand_inputs",
     "parse_strategies",
+    "predictions_csv",
     "strategy_config",
 ]

@@ -47,6 +47,12 @@ COLUMNS = ["path", "probability", "label", "prediction", "threshold", "kept_frac
            "roi_empty", "warnings", "error"]
 
 
+def predictions_csv(frame: pd.DataFrame) -> str:
+    """The text of a predictions CSV (``mammohybrid predict --out`` and the web page's
+    download, so that the two are identical)."""
+    return frame.to_csv(index=False)
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
     """Files and folders -> ``(path, problem)`` pairs in input order, ``problem`` empty for
     images to predict.

@@ -1,0 +1,444 @@
+"""``mammohybrid serve``'s HTTP API on a run directory made by ``train``: every route, the
+results equal ``mammohybrid predict``'s (CSV byte for byte), every kind of bad upload gets its
+own error while the others are predicted, the limits hold, nothing is left on disk, and the
+page loads nothing from outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mammohybrid.cli import app, main
+from mammohybrid.cli.serve import is_loopback
+from mammohybrid.data.synth import render_roi_crop
+from mammohybrid.evaluation.evaluate import metrics_report
+from mammohybrid.imaging import write_dicom, write_png
+from mammohybrid.inference import COLUMNS, Predictor
+from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
+from mammohybrid.serve.analysis import UploadLimits, safe_file_name
+from mammohybrid.serve.app import app_for_run, page_html
+from mammohybrid.serve.headless import free_port
+
+fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="needs mammohybrid[web]")
+
+# Small limits, so that oversize uploads are cheap to make.
+LIMITS = UploadLimits(max_file_bytes=300_000, max_files=6, max_pixels=2_000_000)
+# The Grad-CAM head runs in float32 apart from the model's own forward pass.
+GRADCAM_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir: Path) -> Predictor:  # noqa: F811
+    with Predictor.from_run(run_dir) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def client(predictor: Predictor, run_dir: Path):  # noqa: ANN201, F811
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Synthetic crops of each accepted kind, and bad files of each kind."""
+    folder = tmp_path_factory.mktemp("crops")
+    rng = np.random.default_rng(3)
+    malignant = render_roi_crop(rng, 80, malignant=True)
+    files = {
+        "dicom": write_dicom(folder / "mass.dcm", malignant, bits_stored=12),
+        "png": write_png(folder / "benign.png",
+                         (render_roi_crop(rng, 60, malignant=False) // 257).astype(np.uint8)),
+        "pgm": folder / "mass16.pgm",
+        "jpeg": folder / "mass8.jpg",
+        "tiny": write_png(folder / "tiny.png", np.full((6, 7), 220, np.uint8)),
+        "dark": write_png(folder / "dark.png", np.full((40, 40), 50, np.uint8)),
+        "text": folder / "notes.png",
+        "corrupt_dicom": folder / "corrupt.dcm",
+        "bomb": folder / "bomb.png",
+        "oversize": folder / "huge.pgm",
+    }
+    cv2.imwrite(str(files["pgm"]), render_roi_crop(rng, 50, malignant=True))
+    cv2.imwrite(str(files["jpeg"]), (render_roi_crop(rng, 70, malignant=False) // 257)
+                .astype(np.uint8))
+    files["text"].write_text("this is no image\n")
+    data = files["dicom"].read_bytes()
+    files["corrupt_dicom"].write_bytes(data[: len(data) // 3])
+    files["bomb"].write_bytes(png_declaring(100_000, 100_000))
+    # A valid image, but more bytes than LIMITS allow per file.
+    cv2.imwrite(str(files["oversize"]), rng.integers(0, 65535, (400, 400), dtype=np.uint16))
+    assert files["oversize"].stat().st_size > LIMITS.max_file_bytes
+    return files
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A small PNG whose header declares ``width`` x ``height`` 8-bit grey pixels (a
+    decompression bomb's header; its data is one compressed row)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1))) + chunk(b"IEND", b""))
+
+
+def upload(client, paths: list[Path]):  # noqa: ANN001, ANN201
+    """POST ``paths`` to /api/predict as the page does."""
+    files = [("files", (path.name, path.read_bytes(), "application/octet-stream"))
+             for path in paths]
+    return client.post("/api/predict", files=files)
+
+
+def predict_command_csv(run: Path, paths: list[Path], tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> str:
+    """The CSV ``mammohybrid predict`` writes for ``paths``, run in their folder (so that the
+    ``path`` column holds the bare names, as the page's does)."""
+    monkeypatch.chdir(paths[0].parent)
+    out = tmp_path / "predict.csv"
+    result = CliRunner().invoke(app, ["predict", str(run), *(p.name for p in paths),
+                                      "--out", str(out), "--workers", "0"])
+    assert result.exit_code in (0, 3), result.output
+    return out.read_text(encoding="utf-8")
+
+
+def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_dir, predictor,  # noqa: ANN001, F811
+                                                            tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    paths = [crops[name] for name in ("dicom", "png", "pgm", "jpeg")]
+    response = upload(client, paths)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+
+    expected = predict_command_csv(run_dir, paths, tmp_path, monkeypatch)
+    assert answer["csv"] == expected
+    frame = pd.read_csv(tmp_path / "predict.csv", keep_default_na=False)
+    assert [r["name"] for r in answer["results"]] == [p.name for p in paths]
+    for result, (_, row) in zip(answer["results"], frame.iterrows()):
+        assert result["error"] == ""
+        assert result["probability"] == row["probability"]
+        assert result["probability_text"] == f"{row['probability']:.4f}"
+        assert result["label"] == row["label"] and result["prediction"] == row["prediction"]
+        assert result["threshold"] == predictor.threshold.value
+        assert result["kept_fraction"] == pytest.approx(row["kept_fraction"])
+
+
+def test_each_result_has_the_pipeline_strip_and_gradcam(client, crops, predictor) -> None:  # noqa: ANN001
+    result = upload(client, [crops["dicom"]]).json()["results"][0]
+    # The tiny run uses the gaussian strategy.
+    assert [step["title"] for step in result["steps"]] == [
+        "input (8-bit)", "NLM", "ROI", "Gaussian filter", "CLAHE", "model input"]
+    roi = result["steps"][2]["detail"]
+    assert f"kept: {result['kept_fraction']:.1%}" in roi and "pixels > 193" in roi
+    assert result["steps"][-1]["detail"].startswith(f"{predictor.input_size}x")
+    for step in result["steps"]:
+        assert _decoded(step["image"]).size > 0
+    maps = result["gradcam"]["maps"]
+    assert [m["name"] for m in maps] == predictor.gradcam.names
+    base = _decoded(result["gradcam"]["base"])
+    assert all(_decoded(m["image"]).shape[:2] == base.shape[:2] for m in maps)
+    # Grad-CAM explains the very input the model saw: its own pass gives the same probability.
+    assert result["gradcam"]["probability"] == pytest.approx(result["probability"],
+                                                             abs=GRADCAM_TOLERANCE)
+
+
+def _decoded(uri: str) -> np.ndarray:
+    import base64
+
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(uri[len(prefix):]), np.uint8),
+                         cv2.IMREAD_UNCHANGED)
+    assert image is not None
+    return image
+
+
+def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops, run_dir,  # noqa: ANN001, F811
+                                                                   tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    names = ["text", "png", "corrupt_dicom", "bomb", "oversize"]
+    response = upload(client, [crops[name] for name in names])
+    assert response.status_code == 200, response.text
+    results = {crops[n].name: r for n, r in zip(names, response.json()["results"])}
+    assert results["benign.png"]["error"] == "" and results["benign.png"]["probability"] >= 0
+    for name in ("notes.png", "corrupt.dcm", "bomb.png", "huge.pgm"):
+        assert results[name]["error"].startswith(f"{name}:"), results[name]
+        assert results[name]["probability"] is None and "steps" not in results[name]
+    assert "over the server's limit" in results["huge.pgm"]["error"]
+    # The files predict can read give predict's error rows too.
+    readable = [crops[n] for n in ("text", "png", "corrupt_dicom", "bomb")]
+    expected = pd.read_csv(pd.io.common.StringIO(
+        predict_command_csv(run_dir, readable, tmp_path, monkeypatch)), keep_default_na=False)
+    got = pd.read_csv(pd.io.common.StringIO(response.json()["csv"]), keep_default_na=False)
+    assert list(got["path"]) == [crops[n].name for n in names]
+    pd.testing.assert_frame_equal(got.iloc[:4].reset_index(drop=True), expected)
+    # The server goes on serving.
+    assert upload(client, [crops["png"]]).json()["results"][0]["error"] == ""
+
+
+def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: ANN001, F811
+    limits = UploadLimits(max_pixels=60 * 60)
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
+        results = upload(small, [crops["dicom"], crops["tiny"]]).json()["results"]
+    assert "over the server's limit of 3,600" in results[0]["error"]
+    assert results[1]["error"] == ""
+    # Every file refused: the CSV still has predict's columns, one error row.
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
+        answer = upload(small, [crops["dicom"]]).json()
+    frame = pd.read_csv(pd.io.common.StringIO(answer["csv"]), keep_default_na=False)
+    assert list(frame.columns) == answer["columns"] == COLUMNS
+    assert list(frame["path"]) == ["mass.dcm"] and frame["error"][0].startswith("mass.dcm:")
+
+
+def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:  # noqa: ANN001, F811
+    paths = [crops["dicom"], crops["png"]]
+    with Predictor.from_run(run_dir, ["median", "wiener"]) as ensemble, \
+            fastapi_testclient.TestClient(app_for_run(ensemble, run_dir, LIMITS)) as client:
+        answer = upload(client, paths).json()
+        run = client.get("/api/run").json()
+    assert run["strategies"] == ["median", "wiener"] and run["training_strategy"] == "gaussian"
+    monkeypatch.chdir(paths[0].parent)
+    out = tmp_path / "ensemble.csv"
+    result = CliRunner().invoke(app, ["predict", str(run_dir), *(p.name for p in paths),
+                                      "--out", str(out), "--workers", "0",
+                                      "--filters", "median,wiener"])
+    assert result.exit_code == 0, result.output
+    assert answer["csv"] == out.read_text(encoding="utf-8")
+    for result in answer["results"]:
+        assert set(result["strategies"]) == {"median", "wiener"}
+        assert result["probability"] == pytest.approx(np.mean(list(result["strategies"]
+                                                                   .values())))
+        # The strip and Grad-CAM follow the primary strategy.
+        assert "median filter" in [step["title"] for step in result["steps"]]
+
+
+def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crops,  # noqa: ANN001
+                                                                   monkeypatch) -> None:  # noqa: ANN001
+    from mammohybrid.serve import analysis
+
+    class DecoderPanic(BaseException):
+        """What a native extension may raise: not an Exception."""
+
+    real = analysis.read_image
+
+    def read_image(path: Path) -> np.ndarray:
+        if Path(path).name == "mass.dcm":
+            raise DecoderPanic("decoder state corrupted")
+        return real(path)
+
+    monkeypatch.setattr(analysis, "read_image", read_image)
+    results = upload(client, [crops["dicom"], crops["png"]]).json()["results"]
+    assert results[0]["error"] == "mass.dcm: DecoderPanic: decoder state corrupted"
+    assert results[1]["error"] == "" and results[1]["probability"] is not None
+
+
+def test_tiny_images_and_empty_rois_are_warned_about(client, crops) -> None:  # noqa: ANN001
+    result = upload(client, [crops["tiny"]]).json()["results"][0]
+    assert result["error"] == ""
+    assert any(w.startswith("tiny image: 7x6 px") for w in result["warnings"])
+    dark = upload(client, [crops["dark"]]).json()["results"][0]
+    assert dark["roi_empty"] is True and dark["kept_fraction"] == 0
+    assert any(w.startswith("ROI empty: no pixel above 193") for w in dark["warnings"])
+
+
+def test_request_limits(client, crops, tmp_path) -> None:  # noqa: ANN001
+    assert client.post("/api/predict", files=[]).status_code == 400
+    too_many = upload(client, [crops["png"]] * (LIMITS.max_files + 1))
+    assert too_many.status_code == 400 and "Too many files" in too_many.json()["error"]
+    body = tmp_path / "big.bin"
+    body.write_bytes(b"\x00" * (LIMITS.max_request_bytes + 1))
+    too_big = upload(client, [body])
+    assert too_big.status_code == 413 and "over the server's limit" in too_big.json()["error"]
+
+
+def test_a_streamed_body_over_the_limit_gets_413() -> None:
+    """A body without Content-Length is cut off as soon as it passes the bound."""
+    import asyncio
+
+    from mammohybrid.serve.app import BodyLimit
+
+    async def reader(scope, receive, send) -> None:  # noqa: ANN001 - an ASGI app
+        while (await receive()).get("more_body"):
+            pass
+        raise AssertionError("the whole body was read")
+
+    chunks = [{"type": "http.request", "body": b"x" * 100, "more_body": True}] * 5
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return chunks.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/predict", "headers": []}
+    asyncio.run(BodyLimit(reader, max_bytes=250)(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
+    assert len(chunks) == 2  # stopped at the third chunk
+
+
+def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert upload(client, [crops["png"], crops["text"]]).status_code == 200
+    assert list(scratch.iterdir()) == []
+
+
+def test_run_summary(client, predictor, run_dir, tmp_path) -> None:  # noqa: ANN001, F811
+    run = client.get("/api/run").json()
+    threshold = json.loads((run_dir / "threshold.json").read_text())
+    assert run["threshold"] == threshold
+    assert run["config_yaml"] == (run_dir / "config.yaml").read_text()
+    assert ["pre-processing", "gaussian"] in run["facts"]
+    assert run["evaluations"] == []
+    assert run["limits"] == {"max_file_bytes": LIMITS.max_file_bytes,
+                             "max_files": LIMITS.max_files, "max_pixels": LIMITS.max_pixels}
+
+    # An evaluation's metrics.json, with its bootstrap intervals, is shown.
+    folder = run_dir / "evaluation-test"
+    folder.mkdir(exist_ok=True)
+    predictions = pd.DataFrame({"patient": [f"P{i // 2}" for i in range(40)],
+                                "label": [i % 2 for i in range(40)],
+                                "probability": np.linspace(0.05, 0.95, 40)})
+    config = predictor.config.evaluate.model_copy(update={"bootstrap_samples": 200})
+    metrics = metrics_report(predictions, predictor.threshold, config, 0, "test")
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS)) as fresh:
+        evaluation, = fresh.get("/api/run").json()["evaluations"]
+    assert evaluation["split"] == "test" and evaluation["n"] == 40
+    auc = next(row for row in evaluation["metrics"] if row["metric"] == "ROC AUC")
+    assert auc["value"] == metrics["auc"]
+    assert [auc["low"], auc["high"]] == metrics["auc_ci95"]
+
+
+def test_the_page_loads_nothing_from_outside(client) -> None:  # noqa: ANN001
+    response = client.get("/")
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    page = response.text
+    assert page == page_html()
+    # No absolute or protocol-relative URL anywhere: not in markup, CSS or script.
+    assert re.findall(r"(?:[a-z][a-z0-9+.-]*:)?//[\w.-]+\.\w", page, re.IGNORECASE) == []
+    assert "@import" not in page
+
+    class References(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.found += [value or "" for name, value in attrs if name in ("src", "href")]
+
+    parser = References()
+    parser.feed(page)
+    assert parser.found, "the parser found no reference at all"
+    assert all(ref.startswith(("data:", "#")) for ref in parser.found), parser.found
+    for url in re.findall(r"url\(([^)]*)\)", page):
+        assert url.strip("'\" ").startswith("data:"), url
+    for url in re.findall(r"fetch\(\s*['\"`]([^'\"`]+)", page):
+        assert url.startswith("/api/"), url
+
+
+def test_interactive_docs_are_off(client) -> None:  # noqa: ANN001
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 404
+
+
+def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  # noqa: ANN001, F811
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fastapi" else real(name, *a))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(run_dir)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "pip install 'mammohybrid[web]'" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,  # noqa: ANN001, F811
+                                                             host: str, warned: bool) -> None:
+    import uvicorn
+
+    served = {}
+    # The command sets it for OpenCV in its process; here, the test's: restored afterwards.
+    monkeypatch.delenv("OPENCV_IO_MAX_IMAGE_PIXELS", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    port = free_port()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(run_dir), "--host", host, "--port", str(port), "--max-upload-mb",
+              "2", "--max-files", "3", "--max-megapixels", "0.5"])
+    assert exit_info.value.code == 0
+    output = capsys.readouterr()
+    assert f"serving {run_dir} at http://{host}:{port}/" in output.out
+    assert ("warning: listening on 0.0.0.0" in output.err) is warned
+    assert (served["host"], served["port"]) == (host, port)
+    assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "500000"
+    with fastapi_testclient.TestClient(served["app"]) as client:
+        assert client.get("/api/run").json()["limits"] == {
+            "max_file_bytes": 2 * 2**20, "max_files": 3, "max_pixels": 500_000}
+
+
+def test_not_a_run_is_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(tmp_path), "--port", str(free_port())])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "not a run directory (no config.yaml)" in error and "Traceback" not in error
+
+
+def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:  # noqa: ANN001, F811
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", str(run_dir), "--port", str(port)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1 port {port}" in error and "Traceback" not in error
+
+
+def test_the_cli_starts_without_the_web_stack() -> None:
+    code = ("import sys; import mammohybrid.cli; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_lists_the_options() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--filters", "--metrics", "--max-upload-mb",
+                   "--max-files", "--max-megapixels"):
+        assert option in result.output
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True),
+                                                ("::1", True), ("127.0.0.2", True),
+                                                ("0.0.0.0", False), ("192.168.1.5", False),
+                                                ("example.org", False)])
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(("name", "safe"), [("crop.dcm", "crop.dcm"),
+                                            ("C:\\scans\\a b.png", "a b.png"),
+                                            ("../../etc/passwd", "passwd"), ("", "upload"),
+                                            ("..", "upload"), ("a:b?.png", "a_b_.png")])
+def test_safe_file_names(name: str, safe: str) -> None:
+    assert safe_file_name(name) == safe
