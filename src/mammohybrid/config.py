@@ -259,6 +259,20 @@ class EvaluateConfig(_Section):
     ci_level: float = Field(0.95, gt=0, lt=1)
 
 
+# --------------------------------------------------------------------------- input limits
+class LimitsConfig(_Section):
+    """Budgets every image read checks before decoding (see README, "Robustness"): the pixel
+    count its header declares (DICOM: Rows x Columns x frames) and its file size. The defaults
+    admit every real full-field mammogram (tens of megapixels) and refuse decompression bombs."""
+
+    max_image_pixels: int = Field(100_000_000, ge=1, le=2_000_000_000)
+    max_file_mb: float = Field(1024.0, gt=0, le=65536)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -268,6 +282,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    limits: LimitsConfig = LimitsConfig()
 
 
 # --------------------------------------------------------------------------- loading
