@@ -251,8 +251,8 @@ def declared_raster_size(head: bytes, path: Path) -> tuple[int, int, int]:
             return abs(width), abs(height), 4
     except (struct.error, IndexError, ValueError):
         raise ImageReadError(f"{path}: image header cut short or malformed") from None
-    raise ImageReadError(f"{path}: not a supported image format (expected DICOM, PNG, JPEG, "
-                         "PGM/PPM, TIFF or BMP)")
+    raise ImageReadError(f"{path}: not a readable image (unsupported format; expected DICOM, PNG, "
+                         "JPEG, PGM/PPM, TIFF or BMP)")
 
 
 def _jpeg_size(head: bytes, path: Path) -> tuple[int, int, int]:
