@@ -10,6 +10,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 
@@ -62,3 +63,34 @@ def torch_zip_checkpoint(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
         return path
 
     return write
+
+
+# --------------------------------------------------------------------------- image files
+def png_bytes(image: np.ndarray) -> bytes:
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", image)
+    assert ok
+    return encoded.tobytes()
+
+
+def forged_png(width: int, height: int, depth: int = 8, colour: int = 0) -> bytes:
+    """A small PNG whose IHDR declares ``width`` x ``height`` (its IDAT holds a few bytes): what
+    a decompression bomb looks like to a header check."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def small_crop(seed: int = 0, shape: tuple[int, int] = (64, 48)) -> np.ndarray:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
