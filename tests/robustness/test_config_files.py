@@ -33,7 +33,7 @@ def test_a_good_config_and_on_off_overrides_still_work(tmp_path: Path) -> None:
 
 def test_non_utf8_names_the_file(tmp_path: Path) -> None:
     path = _config_file(tmp_path, b"seed: 1\nname: \xff\xfe\n")
-    with pytest.raises(ConfigError, match=rf"{path}: not UTF-8 text \(byte 15"):
+    with pytest.raises(ConfigError, match=rf"{path}: not UTF-8 text \(byte 14"):
         load_config(path)
 
 
