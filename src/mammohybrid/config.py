@@ -389,9 +389,17 @@ def load_yaml(text: str, label: str) -> Any:  # noqa: ANN401 - any YAML value
     try:
         return yaml.load(text, Loader=_StrictYAMLLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
-        raise ConfigError(f"{label} is not valid YAML: {error}") from None
+        raise ConfigError(f"{label} is not valid YAML: {_yaml_problem(error)}") from None
     except RecursionError:
         raise ConfigError(f"{label}: nested too deeply to be a config") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where."""
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error)
+    mark = getattr(error, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
 
 
 def parse_yaml_mapping(text: str, label: str) -> dict[str, Any]:

@@ -176,7 +176,9 @@ def _decoder_output_kept(lines: list[str]) -> Iterator[None]:
 
 
 def _with_decoder_output(message: str, said: list[str]) -> str:
-    return f"{message} [decoder: {' | '.join(said)}]" if said else message
+    """The error's one line: decoders' messages appended, line breaks folded."""
+    message = f"{message} [decoder: {' | '.join(said)}]" if said else message
+    return " ".join(message.splitlines())
 
 
 def _read_raster(path: Path, limits: LimitsConfig) -> np.ndarray:

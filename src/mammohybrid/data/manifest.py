@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mammohybrid.errors import ManifestError
@@ -43,8 +44,9 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     try:
+        # index_col=False: a row with one field too many must not turn a column into the index.
         frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False,
-                            na_values=[""])
+                            na_values=[""], index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
             OverflowError) as error:
         raise ManifestError(f"{path}: not a readable CSV ({type(error).__name__}: "
@@ -87,9 +89,10 @@ def _refuse_rows(path: Path, bad: pd.Series | bool, values: pd.Series, problem: 
     counted) and their values, if ``bad`` marks any."""
     if not isinstance(bad, pd.Series) or not bad.any():
         return
-    rows = [int(i) for i in bad[bad].index[:5]]
-    shown = ", ".join(f"row {i + 1} ({'empty' if pd.isna(values[i]) else repr(str(values[i]))})"
-                      for i in rows)
+    rows = [int(i) for i in np.flatnonzero(bad.to_numpy())[:5]]
+    cells = [values.iloc[i] for i in rows]
+    shown = ", ".join(f"row {i + 1} ({'empty' if pd.isna(cell) else repr(str(cell))})"
+                      for i, cell in zip(rows, cells))
     more = f" and {int(bad.sum()) - len(rows)} more" if bad.sum() > len(rows) else ""
     raise ManifestError(f"{path}: {problem}: {shown}{more}")
 
