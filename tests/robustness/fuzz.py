@@ -81,8 +81,10 @@ def image_seeds() -> dict[str, tuple[str, bytes]]:
     }
     with tempfile.TemporaryDirectory() as folder:
         for syntax in ("explicit", "rle"):
+            # A fixed instance UID: the same seed must give the same bytes.
             path = write_dicom(Path(folder) / f"{syntax}.dcm", grey16, bits_stored=12,
-                               transfer_syntax=syntax)
+                               transfer_syntax=syntax,
+                               attributes={"SOPInstanceUID": "1.2.826.0.1.3680043.10.999"})
             seeds[f"dicom-{syntax}"] = (".dcm", path.read_bytes())
     return seeds
 
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="mutation seed (default: a new one, printed)")
     parser.add_argument("--per-seed", type=int, default=2000,
-                        help="mutants per seed file (13 seed files)")
+                        help="mutants per seed file (14 seed files)")
     parser.add_argument("--seconds", type=float, default=180, help="time budget")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--keep", type=Path, default=None, help="save failing mutants here")

@@ -97,3 +97,15 @@ def test_malformed_threshold_files_are_one_line_errors(tmp_path: Path, text: str
     run.threshold.write_bytes(text.encode("latin-1"))
     with pytest.raises(MammohybridError, match="threshold.json"):
         run.load_threshold()
+
+
+def test_unsafe_yaml_tags_are_refused_and_run_nothing(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A good case of issue 12 that must stay good."""
+    import os
+
+    calls: list[str] = []
+    monkeypatch.setattr(os, "system", calls.append)
+    path = _config_file(tmp_path, "seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(path)
+    assert calls == []

@@ -160,3 +160,26 @@ def test_a_bomb_costs_no_memory_measured_in_a_subprocess(tmp_path: Path) -> None
     peak_kib = int(result.stdout.split()[-1])
     assert peak_kib < 2 * 1024 * 1024
     assert peak_kib < 400 * 1024  # in fact: the interpreter, NumPy, OpenCV and pydicom
+
+
+def test_real_rle_mutants_that_panic_the_decoder_are_error_rows(tmp_path: Path) -> None:
+    """Issue 17 item 1 with real files: RLE Lossless pixel data with a chunk deleted or
+    duplicated makes the native RLE plugin panic (when it is the one installed)."""
+    rng = np.random.default_rng(0)
+    pixels = (rng.integers(0, 4096, (100, 100)) * 16).astype(np.uint16)
+    data = write_dicom(tmp_path / "rle.dcm", pixels, transfer_syntax="rle").read_bytes()
+    messages = []
+    for k in range(40):
+        at, size = len(data) - 200 - 250 * k, 123  # inside the pixel data, at its end
+        mutant = data[:at] + data[at + size:] if k % 2 else data[:at] + data[at:at + size] * 2 \
+            + data[at + size:]
+        path = tmp_path / f"m{k}.dcm"
+        path.write_bytes(mutant)
+        try:
+            read_image(path)
+        except ImageReadError as error:
+            messages.append(str(error))
+    assert messages  # most mutants are refused, none escapes as anything else
+    if not any("PanicException" in message for message in messages):
+        pytest.skip("the installed RLE decoder does not panic on these files")
+    assert all("\n" not in message for message in messages)

@@ -13,6 +13,7 @@ paths when read.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,14 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     try:
-        # index_col=False: a row with one field too many must not turn a column into the index.
-        frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False,
-                            na_values=[""], index_col=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
-            OverflowError) as error:
+        # index_col=False: a row with one field too many must not turn a column into the
+        # index; pandas then warns that it drops the extra field, which is refused here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS},
+                                keep_default_na=False, na_values=[""], index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
+            UnicodeDecodeError, ValueError, OverflowError) as error:
         raise ManifestError(f"{path}: not a readable CSV ({type(error).__name__}: "
                             f"{str(error).strip()[:200]})") from None
     required = REQUIRED_COLUMNS if require_split else [c for c in REQUIRED_COLUMNS if c != "split"]
