@@ -27,6 +27,7 @@ import re
 import struct
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,6 +158,16 @@ def _decoder_output_kept(lines: list[str]) -> Iterator[None]:
     if os.environ.get(SHOW_DECODER_OUTPUT_ENV):
         yield
         return
+    # File descriptor 2 and the warning filters are the process's: threads (a server calling
+    # Predictor from several) take turns, or one would restore another's redirection.
+    with _decoder_output_lock:
+        yield from _kept_output(lines)
+
+
+_decoder_output_lock = threading.RLock()
+
+
+def _kept_output(lines: list[str]) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink, warnings.catch_warnings(record=True) as caught:

@@ -183,3 +183,27 @@ def test_real_rle_mutants_that_panic_the_decoder_are_error_rows(tmp_path: Path) 
     if not any("PanicException" in message for message in messages):
         pytest.skip("the installed RLE decoder does not panic on these files")
     assert all("\n" not in message for message in messages)
+
+
+def test_threads_reading_at_once_leave_stderr_where_it_was(tmp_path: Path) -> None:
+    """A server may call Predictor from several threads: the stderr redirection must nest."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(png_bytes(small_crop())[:60])
+    good = write_png(tmp_path / "good.png", small_crop())
+    before = os.fstat(2)
+
+    def read_both(_: int) -> tuple[str, int]:
+        try:
+            read_image(bad)
+        except ImageReadError as error:
+            return str(error), read_image(good).size
+        raise AssertionError("the truncated file was read")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read_both, range(40)))
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    assert all("bad.png" in message and size == 64 * 48 for message, size in results)

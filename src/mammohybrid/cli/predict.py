@@ -56,7 +56,7 @@ def predict(
     predicted, and the exit status is then 3 (1 if none could be predicted).
     """
     from mammohybrid.config import save_config, with_overrides
-    from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs
+    from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
     from mammohybrid.inference import Predictor, parse_strategies
     from mammohybrid.run_dir import RunDir
 
@@ -72,9 +72,10 @@ def predict(
             predictor.config = with_overrides(predictor.config, limits)
         frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
                                         gradcam_dir=gradcam)
-    with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
-        frame.to_csv(handle, index=False)
-    save_config(predictor.config, config_out)
+    with stop_on_full_disk(out.parent):
+        with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
+            frame.to_csv(handle, index=False)
+        save_config(predictor.config, config_out)
 
     failed = frame[frame["error"] != ""]
     predicted = frame[frame["error"] == ""]
