@@ -194,7 +194,7 @@ def _with_decoder_output(message: str, said: list[str]) -> str:
 
 def _read_raster(path: Path, limits: LimitsConfig) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
-    width, height, samples = declared_raster_size(data[:_HEADER_BYTES].tobytes(), path)
+    width, height = declared_raster_size(memoryview(data), path)
     if data[:8].tobytes() == _PNG_SIGNATURE:
         _check_png_chunks(data, path)
     _check_pixels(path, width * height, f"{width} x {height}", limits)
@@ -202,10 +202,10 @@ def _read_raster(path: Path, limits: LimitsConfig) -> np.ndarray:
     if image is None:
         raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.ndim == 3:
-        if image.shape[2] == 4:
-            image = image[:, :, :3]
-        if image.shape[2] == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        # BGRA2GRAY weighs B, G, R as BGR2GRAY does, without first copying out the alpha.
+        if image.shape[2] in (3, 4):
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3
+                                 else cv2.COLOR_BGRA2GRAY)
         else:
             image = image[:, :, 0]
     if image.dtype == np.uint8 or image.dtype == np.uint16:
@@ -232,24 +232,21 @@ def _to_full_scale(values: np.ndarray, max_value: int, dtype: np.dtype) -> np.nd
     return work.astype(dtype)
 
 
-# How much of a raster file the header parsers look at (a JPEG's SOF can follow large EXIF or
-# ICC segments; these are skipped by their length fields, not scanned).
-_HEADER_BYTES = 1 << 20
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_SAMPLES = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # by colour type (a palette decodes to BGR)
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def declared_raster_size(head: bytes, path: Path) -> tuple[int, int, int]:
-    """``(width, height, samples per pixel)`` as a PNG, JPEG, PNM, TIFF or BMP header declares
+def declared_raster_size(head: bytes | memoryview, path: Path) -> tuple[int, int]:
+    """``(width, height)`` as a PNG, JPEG, PNM, TIFF or BMP header declares
     them; any other content (or a header cut short) raises :class:`ImageReadError`: OpenCV
-    would otherwise pick a decoder by content, for formats nobody budgeted."""
+    would otherwise pick a decoder by content, for formats nobody budgeted. ``head`` is the
+    whole file (a TIFF's first IFD may be at its end; a JPEG's frame header may follow large
+    EXIF or ICC segments, which are skipped by their lengths)."""
     try:
         if head[:8] == _PNG_SIGNATURE:
             if head[12:16] != b"IHDR":
                 raise ImageReadError(f"{path}: PNG without an IHDR header")
-            width, height = struct.unpack(">II", head[16:24])
-            return width, height, _PNG_SAMPLES.get(head[25], 4)
+            return struct.unpack(">II", head[16:24])
         if head[:2] == b"\xff\xd8":
             return _jpeg_size(head, path)
         if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6", b"P7"):
@@ -261,14 +258,14 @@ def declared_raster_size(head: bytes, path: Path) -> tuple[int, int, int]:
                 width, height = struct.unpack("<HH", head[18:22])
             else:
                 width, height = struct.unpack("<ii", head[18:26])
-            return abs(width), abs(height), 4
-    except (struct.error, IndexError, ValueError):
+            return abs(width), abs(height)
+    except (struct.error, IndexError, KeyError, ValueError):
         raise ImageReadError(f"{path}: image header cut short or malformed") from None
     raise ImageReadError(f"{path}: not a readable image (unsupported format; expected DICOM, PNG, "
                          "JPEG, PGM/PPM, TIFF or BMP)")
 
 
-def _jpeg_size(head: bytes, path: Path) -> tuple[int, int, int]:
+def _jpeg_size(head: bytes | memoryview, path: Path) -> tuple[int, int]:
     position = 2
     while position + 4 <= len(head):
         if head[position] != 0xFF:
@@ -285,22 +282,21 @@ def _jpeg_size(head: bytes, path: Path) -> tuple[int, int, int]:
         length = struct.unpack(">H", head[position + 2:position + 4])[0]
         if marker in _JPEG_SOF:
             height, width = struct.unpack(">HH", head[position + 5:position + 9])
-            return width, height, head[position + 9]
+            return width, height
         position += 2 + length
-    raise ImageReadError(f"{path}: JPEG without a frame header (SOF) in its first "
-                         f"{_HEADER_BYTES >> 20} MB")
+    raise ImageReadError(f"{path}: JPEG without a frame header (SOF)")
 
 
-def _pnm_size(head: bytes, path: Path) -> tuple[int, int, int]:
-    body = re.sub(rb"#[^\r\n]*", b" ", head[2:])
-    if head[:2] == b"P7":  # PAM: WIDTH / HEIGHT / DEPTH lines up to ENDHDR
-        fields = dict(re.findall(rb"^\s*(WIDTH|HEIGHT|DEPTH)\s+(\d+)", body, re.MULTILINE))
-        return int(fields[b"WIDTH"]), int(fields[b"HEIGHT"]), int(fields.get(b"DEPTH", 1))
+def _pnm_size(head: bytes | memoryview, path: Path) -> tuple[int, int]:
+    body = re.sub(rb"#[^\r\n]*", b" ", bytes(head[2:4096]))
+    if head[:2] == b"P7":  # PAM: WIDTH and HEIGHT lines up to ENDHDR
+        fields = dict(re.findall(rb"^\s*(WIDTH|HEIGHT)\s+(\d+)", body, re.MULTILINE))
+        return int(fields[b"WIDTH"]), int(fields[b"HEIGHT"])
     width, height = body.split(maxsplit=2)[:2]
-    return int(width), int(height), 3 if head[:2] in (b"P3", b"P6") else 1
+    return int(width), int(height)
 
 
-def _tiff_size(head: bytes, path: Path) -> tuple[int, int, int]:
+def _tiff_size(head: bytes | memoryview, path: Path) -> tuple[int, int]:
     order = "<" if head[:2] == b"II" else ">"
     big = head[2:4] in (b"+\0", b"\0+")
     if big:
@@ -315,19 +311,18 @@ def _tiff_size(head: bytes, path: Path) -> tuple[int, int, int]:
     for index in range(min(count, 4096)):
         start = entries + index * size
         tag, kind, _, value = struct.unpack(layout, head[start:start + size])
-        if tag in (256, 257, 277, 322, 323):  # width, length, samples, tile width, length
+        if tag in (256, 257, 322, 323):  # image width and length, tile width and length
             # SHORT (3) values sit in the first two bytes of the value field.
             tags[tag] = struct.unpack(order + ("H" if kind == 3 else "I"),
                                       value[:2] if kind == 3 else value[:4])[0]
     if 256 not in tags or 257 not in tags:
         raise ImageReadError(f"{path}: TIFF without image width and length tags")
-    samples = tags.get(277, 1)
     tile = tags.get(322, 0) * tags.get(323, 0)
     # A tile larger than the image still has to be allocated whole.
     width, height = tags[256], tags[257]
     if tile > width * height:
         width, height = tags[322], tags[323]
-    return width, height, samples
+    return width, height
 
 
 def _check_png_chunks(data: np.ndarray, path: Path) -> None:

@@ -266,16 +266,12 @@ def _check_threshold(path: Path) -> str:
     return ""
 
 
-def _check_run_config(path: Path) -> str:
-    return _check_config(path)
-
-
 CHECKS: dict[str, tuple[Callable[[Path], str], str]] = {
     "image": (_check_image, "input"),
     "config": (_check_config, "config"),
     "manifest": (_check_manifest, "manifest"),
     "threshold": (_check_threshold, "threshold"),
-    "run-config": (_check_run_config, "config"),
+    "run-config": (_check_config, "config"),
 }
 
 
