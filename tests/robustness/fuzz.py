@@ -16,6 +16,7 @@ message. It fails on any other exception, a crash of the worker (through
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import re
@@ -144,7 +145,7 @@ def _insert(buf: bytearray, rng: random.Random) -> None:
 
 
 def _truncate(buf: bytearray, rng: random.Random) -> None:
-    del buf[rng.randrange(1, len(buf)):]
+    del buf[rng.randrange(len(buf)):]  # an empty file is a mutant too
 
 
 def _dicom_size(buf: bytearray, rng: random.Random) -> None:
@@ -342,7 +343,7 @@ def run_fuzz(seed: int, per_seed: int, seconds: float = float("inf"), workers: i
 
     deadline = time.monotonic() + seconds
     count, failures = 0, []
-    tasks = (m for m in mutants(seed, per_seed) if time.monotonic() < deadline)
+    tasks = itertools.takewhile(lambda _: time.monotonic() < deadline, mutants(seed, per_seed))
     with CrashSafePool(workers, check_mutant, _crashed, initializer=_init_worker) as pool:
         for mutant, verdict in pool.map_unordered(tasks, max_in_flight=4 * workers):
             count += 1

@@ -101,3 +101,11 @@ def test_preprocess_refuses_a_leaking_manifest_before_any_work(tmp_path: Path) -
     result = runner.invoke(app, ["preprocess", str(manifest), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "patient leak" in str(result.exception)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_nul_character_in_a_path_is_named_by_row(tmp_path: Path) -> None:
+    """Found by the fuzzer: Path.resolve raised ValueError('embedded null byte')."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"image_path,label,patient_id,split\na\0b.png,0,P1,train\n")
+    with pytest.raises(ManifestError, match=r"a NUL character in image_path: row 1"):
+        read_manifest(path)

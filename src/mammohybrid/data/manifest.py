@@ -78,6 +78,8 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     base = path.resolve().parent
     for column in PATH_COLUMNS:
         if column in frame.columns:
+            _refuse_rows(path, frame[column].str.contains("\0", regex=False, na=False),
+                         frame[column], f"a NUL character in {column}")
             frame[column] = frame[column].map(lambda p: _absolute(p, base))
     if data_root is not None:
         root = Path(data_root).resolve()
