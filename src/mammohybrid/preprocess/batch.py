@@ -4,7 +4,8 @@ Output (the "Pre-processed dataset" contract of docs/architecture.md)::
 
     DIR/config.yaml      the config whose ``preprocess`` section made the images
     DIR/manifest.csv     the input rows; image_path -> processed PNG, source_path -> original,
-                         plus status, kept_fraction, roi_empty, input_height, input_width, error
+                         plus status, kept_fraction, roi_empty, input_height, input_width,
+                         warnings (decoder messages, a tiny input), error
     DIR/images/*.png     8-bit greyscale, output_size x output_size
     DIR/qa/*.png         QA figures (``qa`` > 0)
     DIR/.records.jsonl   one line per finished image: what a resumed run reads
