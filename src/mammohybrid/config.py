@@ -358,8 +358,8 @@ def _read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
 
 class _StrictYAMLLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` without the YAML 1.1 readings that surprise: integers are decimal
-    only (``0x1F``, ``0o17``, ``1_000`` and ``1:30`` stay text, which an integer key then
-    refuses), and aliases (``*name``, the way to a billion-laughs bomb) are refused."""
+    only (``0x1F``, ``0o17``, ``017``, ``1_000`` and ``1:30`` stay text, which an integer key
+    then refuses), and aliases (``*name``, the way to a billion-laughs bomb) are refused."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML's API
         if self.check_event(yaml.events.AliasEvent):
@@ -373,7 +373,9 @@ _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _StrictYAMLLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_StrictYAMLLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"),
+# No leading zero: PyYAML would read 0229 as octal (and fail on its 9).
+_StrictYAMLLoader.add_implicit_resolver("tag:yaml.org,2002:int",
+                                        re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
                                         list("-+0123456789"))
 # YAML 1.2 floats (1e-3 included, which YAML 1.1 leaves as text); .inf and .nan are read, and
 # then refused by every numeric key.
@@ -392,6 +394,8 @@ def load_yaml(text: str, label: str) -> Any:  # noqa: ANN401 - any YAML value
         raise ConfigError(f"{label} is not valid YAML: {_yaml_problem(error)}") from None
     except RecursionError:
         raise ConfigError(f"{label}: nested too deeply to be a config") from None
+    except (ValueError, OverflowError) as error:  # a constructor's, e.g. the date 2001-02-30
+        raise ConfigError(f"{label} is not valid YAML: {error}") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

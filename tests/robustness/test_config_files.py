@@ -109,3 +109,13 @@ def test_unsafe_yaml_tags_are_refused_and_run_nothing(tmp_path: Path, monkeypatc
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(path)
     assert calls == []
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("preprocess:\n  output_size: 0229\n", "preprocess.output_size: "),  # octal-looking
+    ("seed: 2001-02-30\n", "is not valid YAML: day is out of range"),  # a bad date
+])
+def test_fuzzer_findings_in_yaml_are_one_line_errors(tmp_path: Path, text: str,
+                                                     problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_config(_config_file(tmp_path, text))
