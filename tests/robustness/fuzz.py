@@ -360,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=None,
                         help="mutation seed (default: a new one, printed)")
-    parser.add_argument("--per-seed", type=int, default=2000,
-                        help="mutants per seed file (14 seed files)")
+    parser.add_argument("--per-seed", type=int, default=100_000,
+                        help="mutants per seed file at most (14 seed files); the time budget "
+                             "usually ends the round first")
     parser.add_argument("--seconds", type=float, default=180, help="time budget")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--keep", type=Path, default=None, help="save failing mutants here")
@@ -369,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     print(f"fuzz seed={seed} per_seed={args.per_seed} budget={args.seconds:.0f}s "
           f"workers={args.workers}", flush=True)
+    started = time.monotonic()
     result = run_fuzz(seed, args.per_seed, args.seconds, args.workers, args.keep)
+    print(f"fuzz took {time.monotonic() - started:.0f} s")
     for mutant, verdict in result.failures[:20]:
         print(f"  {mutant.kind}/{mutant.name} #{mutant.number}: {verdict}")
     print(f"fuzz mutants={result.mutants} failing={len(result.failures)}")
