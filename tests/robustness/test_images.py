@@ -207,3 +207,19 @@ def test_threads_reading_at_once_leave_stderr_where_it_was(tmp_path: Path) -> No
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
     assert all("bad.png" in message and size == 64 * 48 for message, size in results)
+
+
+def test_a_pydicom_warning_becomes_a_row_warning(tmp_path: Path, capfd) -> None:  # noqa: ANN001
+    """pydicom warns (and still decodes) about excess pixel data: the message belongs to that
+    image's row, not to the terminal."""
+    import pydicom
+
+    path = write_dicom(tmp_path / "padded.dcm", small_crop(3, (40, 40)).astype(np.uint16))
+    dataset = pydicom.dcmread(path)
+    dataset.PixelData = dataset.PixelData + b"\0" * 400
+    dataset.save_as(path)
+    decoded = decode_image(path)
+    assert decoded.image.shape == (40, 40)
+    assert decoded.warnings == ["decoder: UserWarning: The pixel data is 3600 bytes long, which "
+                                "indicates it contains 400 bytes of excess padding to be removed"]
+    assert capfd.readouterr().err == ""
