@@ -48,7 +48,7 @@ def test_a_panic_from_a_native_dicom_plugin_becomes_an_image_error(tmp_path: Pat
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
 def test_ctrl_c_and_exit_are_never_swallowed(tmp_path: Path, monkeypatch,  # noqa: ANN001
                                              interrupt: type[BaseException]) -> None:
-    import mammohybrid.imaging as imaging
+    from mammohybrid import imaging
 
     def interrupted(*_: object) -> None:
         raise interrupt()
