@@ -4,7 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench venv clean
+# The fuzzer's time budget in seconds and its seed (empty: a new one, printed).
+FUZZ_SECONDS ?= 180
+FUZZ_SEED ?=
+
+.PHONY: demo test bench fuzz venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +27,11 @@ demo: venv
 
 test: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# A large fuzz round; its last line is `fuzz mutants=<n> failing=<k>` (exit 1 if k > 0).
+fuzz: venv
+	$(BIN)/python -m tests.robustness.fuzz --seconds $(FUZZ_SECONDS) \
+		$(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 bench: venv
 	$(BIN)/python benchmarks/preprocess.py

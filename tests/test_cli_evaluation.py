@@ -194,7 +194,9 @@ def test_grid_runs_resumes_after_interruption_and_summarises(raw_toy, tmp_path):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({
         "name": "tiny",
-        "set": dict(item.split("=", 1) for item in TINY) | {
+        # Typed values, as a grid file holds them (config types are strict: "2" is no 2).
+        "set": {key: yaml.safe_load(value) for key, value in
+                (item.split("=", 1) for item in TINY)} | {
             "model.backbones": ["tinycnn"], "train.learning_rate": 0.03},
         "manifest": str(raw_toy),  # a raw manifest: pre-processed once per filter
         "axes": {"preprocess.strategy": ["median", "wiener"]},

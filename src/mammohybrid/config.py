@@ -42,9 +42,12 @@ OddInt = Annotated[int, AfterValidator(_odd)]
 
 
 class _Section(BaseModel):
-    """Base of every section: unknown keys are errors, assignments are validated too."""
+    """Base of every section: unknown keys are errors, assignments are validated too, and types
+    are strict wherever a coercion would change meaning (``true`` is no 1, ``0`` no False,
+    ``0.9999999999999999999`` no integer, NaN and infinity no number)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True,
+                              allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- pre-processing
@@ -170,7 +173,7 @@ class DataConfig(_Section):
     patient.
     """
 
-    manifest: Path | None = None
+    manifest: Path | None = Field(None, strict=False)  # YAML gives paths as text
     benign_without_callback: Literal["benign", "malignant", "exclude"] = "benign"
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
@@ -280,6 +283,20 @@ class EvaluateConfig(_Section):
     ci_level: float = Field(0.95, gt=0, lt=1)
 
 
+# --------------------------------------------------------------------------- input limits
+class LimitsConfig(_Section):
+    """Budgets every image read checks before decoding (see README, "Robustness"): the pixel
+    count its header declares (DICOM: Rows x Columns x frames) and its file size. The defaults
+    admit every real full-field mammogram (tens of megapixels) and refuse decompression bombs."""
+
+    max_image_pixels: int = Field(100_000_000, ge=1, le=2_000_000_000)
+    max_file_mb: float = Field(1024.0, gt=0, le=65536)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -289,6 +306,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")
     def _logistic_head_needs_frozen_backbones(self) -> Config:
@@ -318,6 +336,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         return Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, source)) from None
+    except RecursionError:
+        raise ConfigError(f"invalid configuration ({source}): nested too deeply") from None
 
 
 # Other names of shipped presets: the paper's headline row is also its best median-filter row.
@@ -331,11 +351,28 @@ def preset_names() -> list[str]:
     return sorted(files + list(PRESET_ALIASES))
 
 
+# A config is a few kilobytes; anything much larger is not one.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_text_file(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """A small UTF-8 text file (config, run file); :class:`ConfigError` naming it otherwise."""
+    try:
+        if path.stat().st_size > max_bytes:
+            raise ConfigError(f"{path}: larger than {max_bytes} bytes; not a config file")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}: "
+                          f"{error.object[error.start:error.start + 1]!r})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
 def _read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
     """Read a YAML mapping from a file path or a preset name."""
     path = Path(source)
     if path.is_file():
-        text, label = path.read_text(encoding="utf-8"), str(path)
+        text, label = read_text_file(path), str(path)
     else:
         name = PRESET_ALIASES.get(str(source), str(source))
         preset = resources.files("mammohybrid") / "presets" / f"{name}.yaml"
@@ -347,15 +384,65 @@ def _read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
     return parse_yaml_mapping(text, label), label
 
 
+class _StrictYAMLLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without the YAML 1.1 readings that surprise: integers are decimal
+    only (``0x1F``, ``0o17``, ``017``, ``1_000`` and ``1:30`` stay text, which an integer key
+    then refuses), and aliases (``*name``, the way to a billion-laughs bomb) are refused."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML's API
+        if self.check_event(yaml.events.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
+                                              mark)
+        return super().compose_node(parent, index)
+
+
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_StrictYAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# No leading zero: PyYAML would read 0229 as octal (and fail on its 9).
+_StrictYAMLLoader.add_implicit_resolver("tag:yaml.org,2002:int",
+                                        re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                                        list("-+0123456789"))
+# YAML 1.2 floats (1e-3 included, which YAML 1.1 leaves as text); .inf and .nan are read, and
+# then refused by every numeric key.
+_StrictYAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str, label: str) -> Any:  # noqa: ANN401 - any YAML value
+    """Parse YAML with :class:`_StrictYAMLLoader`; :class:`ConfigError` naming ``label``."""
+    try:
+        return yaml.load(text, Loader=_StrictYAMLLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{label} is not valid YAML: {_yaml_problem(error)}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: nested too deeply to be a config") from None
+    except (ValueError, OverflowError) as error:  # a constructor's, e.g. the date 2001-02-30
+        raise ConfigError(f"{label} is not valid YAML: {error}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where."""
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error)
+    mark = getattr(error, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
 def parse_yaml_mapping(text: str, label: str) -> dict[str, Any]:
     """YAML text that must hold a mapping (empty text: an empty one); ``label`` names it in
     errors."""
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{label} is not valid YAML: {error}") from None
+    data = load_yaml(text, label)
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping at the top level")
+        raise ConfigError(f"{label}: expected a mapping at the top level, found "
+                          f"{type(data).__name__}")
     return data
 
 
@@ -366,8 +453,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key:
         raise ConfigError(f"override '{text}' is not of the form key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml(raw, f"override '{text}'") if raw.strip() else None
+    except ConfigError:
         value = raw
     return key.split("."), value
 

@@ -35,3 +35,12 @@ class InvalidImageError(MammohybridError, ValueError):
 
 class DatasetError(MammohybridError):
     """A dataset to ingest is missing, laid out wrongly, or yields no usable image."""
+
+
+class DiskFullError(MammohybridError):
+    """The file system of an output folder is full (or over quota): the run stops."""
+
+
+class OutputConflictError(MammohybridError):
+    """An output would overwrite one of the command's inputs, or another process is writing
+    to the same output folder."""

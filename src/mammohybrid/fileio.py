@@ -1,15 +1,28 @@
-"""Atomic file writing: a reader (or a run resumed after ``kill -9``) never sees a half-written
-file."""
+"""Safe file writing: a reader (or a run resumed after ``kill -9`` or a full disk) never sees
+a half-written file, no command writes over its own inputs, and one writer at a time uses an
+output folder.
+
+Every write goes to a temporary file beside the target, is flushed and ``fsync``-ed, its size
+checked against what was meant to be written (a short write on a full disk does not always
+raise), and only then renamed onto the target.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from mammohybrid.errors import DiskFullError, OutputConflictError
+
+# errno values that mean "the output's file system cannot take more".
+_FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 @contextlib.contextmanager
@@ -30,9 +43,41 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
+        _fsync_file(tmp)
         os.replace(tmp, target)
+        _fsync_folder(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable; not every file system lets a folder be opened.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; raise :class:`OSError` (``ENOSPC``) if the file
+    on disk is not exactly ``data``'s size after ``fsync``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        written = tmp.stat().st_size
+        if written != len(data):
+            raise OSError(errno.ENOSPC, f"short write: {written} of {len(data)} bytes", str(path))
+    return path
 
 
 @contextlib.contextmanager
@@ -42,6 +87,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
+        written, meant = os.fstat(handle.fileno()).st_size, handle.tell()
+        if written != meant:
+            raise OSError(errno.ENOSPC, f"short write: {written} of {meant} bytes", str(path))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -61,3 +109,54 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for an :class:`OSError` that means the file system is full or over quota."""
+    return isinstance(error, OSError) and error.errno in _FULL_DISK
+
+
+@contextlib.contextmanager
+def stop_on_full_disk(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a full-disk :class:`OSError` raised in the block into one :class:`DiskFullError`
+    naming ``folder``; finished files stay (the next run resumes from them)."""
+    try:
+        yield
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        raise DiskFullError(f"{folder}: no space left on device ({error.strerror or error}); "
+                            "free some space and run the command again (finished files are "
+                            "kept)") from None
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
+                              inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise :class:`OutputConflictError` before any work if an output file or folder is one of
+    the inputs or (a folder) holds one: a command never writes over what it reads."""
+    resolved_inputs = [Path(p).resolve() for p in inputs]
+    for output in outputs:
+        target = Path(output).resolve()
+        for source in resolved_inputs:
+            if source == target or target in source.parents:
+                what = "is" if source == target else "holds"
+                raise OutputConflictError(f"output {output} {what} the input {source}: choose "
+                                          "another output")
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike[str], name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for the block; a second writer is refused at once
+    with :class:`OutputConflictError` (the lock ends with its process, even after ``kill -9``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputConflictError(f"{folder} is in use by another mammohybrid process; "
+                                      "wait for it to finish or choose another output") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -34,6 +34,11 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     _state["debug"] = debug
+    if debug:
+        from mammohybrid.imaging import SHOW_DECODER_OUTPUT_ENV
+
+        # Inherited by worker processes too: decoders may then print to the terminal.
+        os.environ[SHOW_DECODER_OUTPUT_ENV] = "1"
 
 
 ConfigOption = Annotated[
@@ -54,6 +59,39 @@ MlflowOption = Annotated[
                       "(file:/path/mlruns, a folder, sqlite:///mlflow.db, http://host:5000). "
                       "Needs the optional extra: pip install 'mammohybrid[mlflow]'."),
 ]
+
+
+MaxPixelsOption = Annotated[
+    Optional[int],
+    typer.Option("--max-pixels", min=1, metavar="N",
+                 help="Refuse images whose header declares more pixels than this "
+                      "(limits.max_image_pixels; default 100 megapixels)."),
+]
+MaxFileMbOption = Annotated[
+    Optional[float],
+    typer.Option("--max-file-mb", min=0.001, metavar="MB",
+                 help="Refuse image files larger than this (limits.max_file_mb; default "
+                      "1024)."),
+]
+
+# Exit statuses of commands that handle many items: 0 all done, 3 some failed (each with an
+# error row), 1 nothing done (or a fatal error).
+EXIT_NOTHING_DONE = 1
+EXIT_SOME_FAILED = 3
+
+
+def limit_overrides(max_pixels: int | None, max_file_mb: float | None) -> list[str]:
+    """``--set`` overrides for the ``--max-pixels`` and ``--max-file-mb`` options given."""
+    return ([f"limits.max_image_pixels={max_pixels}"] if max_pixels is not None else []) + \
+        ([f"limits.max_file_mb={max_file_mb}"] if max_file_mb is not None else [])
+
+
+def exit_for_items(done: int, failed: int) -> None:
+    """End a command over many items with the status its counts call for (see above)."""
+    if failed and not done:
+        raise typer.Exit(code=EXIT_NOTHING_DONE)
+    if failed:
+        raise typer.Exit(code=EXIT_SOME_FAILED)
 
 
 def default_workers() -> int:

@@ -10,7 +10,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from mammohybrid.cli.app import ConfigOption, SetOption, app, resolve_config
+from mammohybrid.cli.app import (
+    ConfigOption,
+    MaxFileMbOption,
+    MaxPixelsOption,
+    SetOption,
+    app,
+    exit_for_items,
+    limit_overrides,
+    resolve_config,
+)
 
 ingest_app = typer.Typer(
     help="Turn a dataset into one manifest CSV with patient-level train/val/test splits. "
@@ -54,16 +63,19 @@ AbnormalityOption = Annotated[Abnormality, typer.Option(
 
 
 def _ingest(source: str, root: Path, out: Path, config: str | None, overrides: list[str] | None,
-            val_fraction: float | None, seed: int | None, **options: Any) -> None:
+            val_fraction: float | None, seed: int | None, max_pixels: int | None = None,
+            max_file_mb: float | None = None, **options: Any) -> None:
+    """Run one ingest source; exit 3 when some rows were not ingested (MANIFEST.errors.csv)."""
     from mammohybrid.data.ingest import run_ingest
 
-    settings = list(overrides or [])
+    settings = [*(overrides or []), *limit_overrides(max_pixels, max_file_mb)]
     if val_fraction is not None:
         settings.append(f"data.val_fraction={val_fraction}")
     if seed is not None:
         settings.append(f"data.split_seed={seed}")
     result = run_ingest(source, root, out, resolve_config(config, settings), **options)
     _print_summary(result, out)
+    exit_for_items(len(result.frame), len(result.errors))
 
 
 def _print_summary(result: Any, out: Path) -> None:
@@ -99,21 +111,24 @@ def _print_summary(result: Any, out: Path) -> None:
 def cbis_ddsm(root: RootArgument, out: OutOption, csv_dir: CsvDirOption = None,
               abnormality: AbnormalityOption = Abnormality.mass, config: ConfigOption = None,
               overrides: SetOption = None, val_fraction: ValFractionOption = None,
-              seed: SeedOption = None) -> None:
+              seed: SeedOption = None, max_pixels: MaxPixelsOption = None,
+              max_file_mb: MaxFileMbOption = None) -> None:
     """CBIS-DDSM as downloaded from TCIA (DICOM; old UID or new descriptive folder names).
     Keeps the official test split; validation is carved from official train by patient."""
-    _ingest("cbis-ddsm", root, out, config, overrides, val_fraction, seed, csv_dir=csv_dir,
-            abnormality=abnormality.value)
+    _ingest("cbis-ddsm", root, out, config, overrides, val_fraction, seed, max_pixels,
+            max_file_mb, csv_dir=csv_dir, abnormality=abnormality.value)
 
 
 @ingest_app.command("cbis-ddsm-jpeg")
 def cbis_ddsm_jpeg(root: RootArgument, out: OutOption, csv_dir: CsvDirOption = None,
                    abnormality: AbnormalityOption = Abnormality.mass,
                    config: ConfigOption = None, overrides: SetOption = None,
-                   val_fraction: ValFractionOption = None, seed: SeedOption = None) -> None:
+                   val_fraction: ValFractionOption = None, seed: SeedOption = None,
+                   max_pixels: MaxPixelsOption = None,
+                   max_file_mb: MaxFileMbOption = None) -> None:
     """The CBIS-DDSM JPEG re-export: ROOT/csv/dicom_info.csv + ROOT/jpeg/<SeriesInstanceUID>/."""
-    _ingest("cbis-ddsm-jpeg", root, out, config, overrides, val_fraction, seed,
-            csv_dir=csv_dir, abnormality=abnormality.value)
+    _ingest("cbis-ddsm-jpeg", root, out, config, overrides, val_fraction, seed, max_pixels,
+            max_file_mb, csv_dir=csv_dir, abnormality=abnormality.value)
 
 
 @ingest_app.command("mias")
@@ -123,10 +138,12 @@ def mias(root: RootArgument, out: OutOption,
                             "every abnormal lesion; or one class (calc, circ, ...).")]
          = MiasTask.mass,
          config: ConfigOption = None, overrides: SetOption = None,
-         val_fraction: ValFractionOption = None, seed: SeedOption = None) -> None:
+         val_fraction: ValFractionOption = None, seed: SeedOption = None,
+         max_pixels: MaxPixelsOption = None, max_file_mb: MaxFileMbOption = None) -> None:
     """mini-MIAS (Info.txt + mdbNNN.pgm): square lesion crops written beside the manifest
     (mias_crops/), stratified patient-grouped train/val/test and CV folds."""
-    _ingest("mias", root, out, config, overrides, val_fraction, seed, task=task.value)
+    _ingest("mias", root, out, config, overrides, val_fraction, seed, max_pixels, max_file_mb,
+            task=task.value)
 
 
 @ingest_app.command("folder")
@@ -134,9 +151,15 @@ def folder(root: Annotated[Path, typer.Argument(
                help="ROOT/benign|malignant/*, ROOT/<split>/<class>/*, or a CSV file with "
                     "path, label and patient columns.")],
            out: OutOption, config: ConfigOption = None, overrides: SetOption = None,
-           val_fraction: ValFractionOption = None, seed: SeedOption = None) -> None:
-    """Your own images in class folders, or listed in a CSV."""
-    _ingest("folder", root, out, config, overrides, val_fraction, seed)
+           val_fraction: ValFractionOption = None, seed: SeedOption = None,
+           follow_links: Annotated[bool, typer.Option(
+               "--follow-links", help="Accept images that are symbolic links to files outside "
+                                      "ROOT (default: refused).")] = False,
+           max_pixels: MaxPixelsOption = None, max_file_mb: MaxFileMbOption = None) -> None:
+    """Your own images in class folders, or listed in a CSV. Rows that cannot be ingested are
+    listed in MANIFEST.errors.csv; the exit status is then 3."""
+    _ingest("folder", root, out, config, overrides, val_fraction, seed, max_pixels, max_file_mb,
+            follow_links=follow_links)
 
 
 @app.command("synth")

@@ -9,8 +9,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from mammohybrid.cli.app import app, default_workers
-from mammohybrid.cli.preprocess import EXIT_SOME_FAILED
+from mammohybrid.cli.app import (
+    MaxFileMbOption,
+    MaxPixelsOption,
+    app,
+    default_workers,
+    exit_for_items,
+    limit_overrides,
+)
 
 # How many failed inputs the summary names (all are in the CSV's 'error' column).
 SHOWN_FAILURES = 5
@@ -38,6 +44,8 @@ def predict(
                                           "pre-processing strategies (e.g. median,wiener) whose "
                                           "probabilities are averaged; each is reported "
                                           "too.")] = None,
+    max_pixels: MaxPixelsOption = None,
+    max_file_mb: MaxFileMbOption = None,
 ) -> None:
     """Predict the malignancy of ROI crops with a trained run: the run's own
     pre-processing, model and decision threshold (chosen on validation).
@@ -45,20 +53,29 @@ def predict(
     Writes one CSV row per image: path, probability, label, prediction,
     threshold, kept_fraction, roi_empty, warnings, error. Unreadable or
     invalid files get a row with their error, the others are still
-    predicted, and the exit status is then 3.
+    predicted, and the exit status is then 3 (1 if none could be predicted).
     """
-    from mammohybrid.config import save_config
-    from mammohybrid.fileio import atomic_open
+    from mammohybrid.config import save_config, with_overrides
+    from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
     from mammohybrid.inference import Predictor, parse_strategies, predictions_csv
+    from mammohybrid.run_dir import RunDir
 
     strategies = parse_strategies(filters)
+    config_out = out.with_name(out.stem + ".config.yaml")
+    run = RunDir.at(run_dir)
+    refuse_overwriting_inputs([out, config_out, *([gradcam] if gradcam else [])],
+                              [run.config, run.model, run.threshold, *inputs])
     started = time.perf_counter()
     with Predictor.from_run(run_dir, strategies) as predictor:
+        limits = limit_overrides(max_pixels, max_file_mb)
+        if limits:
+            predictor.config = with_overrides(predictor.config, limits)
         frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
                                         gradcam_dir=gradcam)
-    with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
-        handle.write(predictions_csv(frame))
-    save_config(predictor.config, out.with_name(out.stem + ".config.yaml"))
+    with stop_on_full_disk(out.parent):
+        with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
+            handle.write(predictions_csv(frame))
+        save_config(predictor.config, config_out)
 
     failed = frame[frame["error"] != ""]
     predicted = frame[frame["error"] == ""]
@@ -75,10 +92,9 @@ def predict(
         typer.echo(f"  ... and {len(failed) - SHOWN_FAILURES} more")
     if not predictor.ensemble.is_training_strategy:
         typer.echo(f"note: probabilities averaged over {', '.join(predictor.strategies)}; the "
-                   f"threshold was chosen on validation for '{predictor.config.preprocess.strategy}'"
-                   " alone")
+                   "threshold was chosen on validation for "
+                   f"'{predictor.config.preprocess.strategy}' alone")
     typer.echo(f"predictions: {out}")
     if gradcam is not None:
         typer.echo(f"Grad-CAM overlays: {gradcam}")
-    if len(failed):
-        raise typer.Exit(code=EXIT_SOME_FAILED)
+    exit_for_items(len(predicted), len(failed))

@@ -8,10 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from mammohybrid.cli.app import ConfigOption, SetOption, app, default_workers, resolve_config
-
-# Exit status of a run that finished but could not process some images (1 = fatal error).
-EXIT_SOME_FAILED = 3
+from mammohybrid.cli.app import (
+    ConfigOption,
+    MaxFileMbOption,
+    MaxPixelsOption,
+    SetOption,
+    app,
+    default_workers,
+    exit_for_items,
+    limit_overrides,
+    resolve_config,
+)
 
 
 @app.command("preprocess")
@@ -30,16 +37,22 @@ def preprocess(
     qa: Annotated[int, typer.Option("--qa", min=0, help="Write QA figures (every step, "
                                                         "histograms before/after NLM) for this "
                                                         "many images to OUT/qa.")] = 0,
+    data_root: Annotated[Optional[Path], typer.Option(
+        "--data-root", metavar="DIR", help="Refuse a manifest listing any image outside DIR "
+                                           "(symbolic links resolved).")] = None,
+    max_pixels: MaxPixelsOption = None,
+    max_file_mb: MaxFileMbOption = None,
 ) -> None:
     """Pre-process every image of MANIFEST into OUT (resumable: a rerun does only what is
     missing). Images that fail get status=error in OUT/manifest.csv and the run goes on; the
-    exit status is then 3."""
+    exit status is then 3 (1 if none could be processed)."""
     from mammohybrid.preprocess.batch import run_batch
 
-    settings = [*(overrides or []), *([f"preprocess.strategy={strategy}"] if strategy else [])]
-    summary = run_batch(manifest, out, resolve_config(config, settings), workers=workers, qa=qa)
+    settings = [*(overrides or []), *([f"preprocess.strategy={strategy}"] if strategy else []),
+                *limit_overrides(max_pixels, max_file_mb)]
+    summary = run_batch(manifest, out, resolve_config(config, settings), workers=workers, qa=qa,
+                        data_root=data_root)
     for line in summary.lines():
         typer.echo(line)
     typer.echo(f"pre-processed manifest: {summary.manifest_path}")
-    if summary.failed:
-        raise typer.Exit(code=EXIT_SOME_FAILED)
+    exit_for_items(summary.images - summary.failed, summary.failed)

@@ -8,7 +8,9 @@ Accepted layouts (class and split folder names are case-insensitive):
 - a CSV file given as ROOT, with a path column (``image_path``, ``path``, ``file``,
   ``filename`` or ``image``), a label column (``label``, ``class`` or ``pathology``: 0/1,
   benign/malignant, B/M) and a patient column (``patient_id`` or ``patient``); optional
-  ``split`` and ``lesion_id``. Paths are relative to the CSV's folder.
+  ``split`` (a blank cell: train, from which val/test are carved when no row names them) and
+  ``lesion_id``. Paths are relative to the CSV's folder; an image that is a symbolic link to a
+  file outside the CSV's folder (or ROOT) is refused unless ``follow_links``.
 
 Patients: in the folder layouts, images in a sub-folder of a class folder
 (``ROOT/benign/<patient>/x.png``) belong to that patient; an image directly in a class folder
@@ -59,8 +61,10 @@ REQUIRED = ("image_path", "label", "patient_id")
 
 @register_source("folder", "class folders (ROOT/benign, ROOT/malignant, optionally under "
                            "ROOT/<split>/) or a CSV with path, label and patient columns")
-def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None) -> IngestResult:
-    """A folder layout or a user CSV (see the module doc) -> manifest rows."""
+def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None,
+                  follow_links: bool = False) -> IngestResult:
+    """A folder layout or a user CSV (see the module doc) -> manifest rows. An image that is a
+    symbolic link to a file outside ROOT is refused unless ``follow_links``."""
     result = IngestResult(dataset=DATASET)
     if root.is_file():
         entries = _entries_from_csv(root, result)
@@ -70,7 +74,7 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
     for entry in track(entries, "checking images"):
         where = {"source": entry.pop("source"), "row": entry.pop("row")}
         try:
-            path = safe_join(entry.pop("root"), entry.pop("path"))
+            path = safe_join(entry.pop("root"), entry.pop("path"), follow_links)
             if not path.is_file():
                 raise RowProblem(MISSING_FILE, f"{path}: no such file", path)
             image = read_image(path)
@@ -152,7 +156,7 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
     if missing:
         raise DatasetError(f"{path}: missing column(s) {'; '.join(missing)}")
     entries = []
-    seen: set[str] = set()
+    first_row: dict[str, int] = {}
     for number, row in enumerate(table.to_dict("records"), start=1):
         where = {"source": path, "row": number}
         values = {name: str(row[column]).strip() for name, column in columns.items()}
@@ -160,22 +164,28 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
         if empty:
             result.error(MISSING_VALUE, f"empty value(s) in {', '.join(empty)}", **where)
             continue
-        if values["image_path"] in seen:
-            result.error(DUPLICATE_ROW, f"duplicate path {values['image_path']} (first kept)",
+        if values["image_path"] in first_row:
+            # Said this way because the first row may itself be rejected later.
+            result.error(DUPLICATE_ROW, f"duplicate path {values['image_path']} (also on row "
+                         f"{first_row[values['image_path']]}; only that row is considered)",
                          path=values["image_path"], **where)
             continue
-        seen.add(values["image_path"])
+        first_row[values["image_path"]] = number
         entry: dict[str, object] = {"root": path.parent, "path": values["image_path"], **where,
                                     "pathology": values["label"],
                                     "patient_id": values["patient_id"],
                                     "lesion_id": values.get("lesion_id") or
                                     Path(values["image_path"]).with_suffix("").as_posix()}
         if "split" in values:
-            split = SPLIT_NAMES.get(values["split"].lower())
+            # A blank cell leaves the row unassigned: it joins train, from which val and test
+            # are carved when no row names them (as when the column is absent).
+            split = SPLIT_NAMES.get(values["split"].lower()) if values["split"] else "train"
             if split is None:
                 result.error(BAD_VALUE, f"unknown split '{values['split']}' (expected train, "
-                             "val or test)", **where)
+                             "val, test or blank)", **where)
                 continue
+            if not values["split"]:
+                result.count("rows without a split (taken as train)")
             entry["split"] = split
         entries.append(entry)
     return entries

@@ -28,7 +28,14 @@ import pandas as pd
 from mammohybrid.config import Config, DataConfig, save_config
 from mammohybrid.data.manifest import check_no_patient_leak, split_summary, write_manifest
 from mammohybrid.errors import DatasetError
-from mammohybrid.fileio import atomic_open, atomic_write_text
+from mammohybrid.fileio import (
+    atomic_open,
+    atomic_write_text,
+    output_lock,
+    refuse_overwriting_inputs,
+    stop_on_full_disk,
+)
+from mammohybrid.imaging import set_read_limits
 
 # Kinds of per-row errors (the ``kind`` column of MANIFEST.errors.csv).
 MISSING_FILE = "missing_file"
@@ -138,11 +145,13 @@ def benign_without_callback_statement(config: DataConfig) -> str:
             f"(data.benign_without_callback={config.benign_without_callback})")
 
 
-def safe_join(root: Path, relative: str | os.PathLike[str]) -> Path:
+def safe_join(root: Path, relative: str | os.PathLike[str], follow_links: bool = True) -> Path:
     """``root / relative``, refusing paths that leave ``root`` (``..``, absolute paths elsewhere).
 
-    Symbolic links are not followed, so a dataset whose sub-folders are links to another disk
-    still ingests; only the path as written must stay inside ``root``.
+    With ``follow_links`` (the default), symbolic links are not resolved, so a dataset whose
+    sub-folders are links to another disk still ingests; only the path as written must stay
+    inside ``root``. Without it, the file a path finally names (links resolved) must be inside
+    ``root`` too.
     """
     text = str(relative).strip()
     candidate = Path(text) if PurePath(text).is_absolute() else root / text
@@ -150,6 +159,11 @@ def safe_join(root: Path, relative: str | os.PathLike[str]) -> Path:
     base = os.path.normpath(os.path.abspath(root))
     if os.path.commonpath([normal, base]) != base:
         raise RowProblem(PATH_OUTSIDE_ROOT, f"path '{text}' points outside {root}", text)
+    if not follow_links:
+        real, real_base = os.path.realpath(normal), os.path.realpath(base)
+        if os.path.commonpath([real, real_base]) != real_base:
+            raise RowProblem(PATH_OUTSIDE_ROOT, f"path '{text}' is a symbolic link to {real}, "
+                             f"outside {root} (--follow-links accepts it)", text)
     return Path(normal)
 
 
@@ -217,6 +231,9 @@ class IngestOutputs:
                    summary_md=stem.with_name(stem.name + ".summary.md"),
                    config=stem.with_name(stem.name + ".config.yaml"))
 
+    def files(self) -> list[Path]:
+        return [self.manifest, self.errors, self.summary_csv, self.summary_md, self.config]
+
 
 def ingest(source: str, root: str | os.PathLike[str], config: Config, *,
            out_dir: str | os.PathLike[str], **options: Any) -> IngestResult:
@@ -227,6 +244,7 @@ def ingest(source: str, root: str | os.PathLike[str], config: Config, *,
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"{root}: no such file or folder")
+    set_read_limits(config.limits)  # the sources read images in this process
     result = get_source(source).function(root, config.data, out_dir=Path(out_dir), **options)
     if result.frame.empty:
         return result
@@ -239,8 +257,19 @@ def ingest(source: str, root: str | os.PathLike[str], config: Config, *,
 
 def run_ingest(source: str, root: str | os.PathLike[str], out: str | os.PathLike[str],
                config: Config, **options: Any) -> IngestResult:
-    """Ingest ``root`` with the named source and write the manifest and its companions."""
+    """Ingest ``root`` with the named source and write the manifest and its companions.
+
+    Refused before any work: an output that is ``root`` itself (a CSV list) or a file the
+    source reads, and a manifest another process is writing."""
     outputs = IngestOutputs.for_manifest(out)
+    refuse_overwriting_inputs(outputs.files(), [root])
+    with output_lock(outputs.manifest.parent, f".{outputs.manifest.name}.lock"), \
+            stop_on_full_disk(outputs.manifest.parent):
+        return _ingest_locked(source, root, outputs, config, **options)
+
+
+def _ingest_locked(source: str, root: str | os.PathLike[str], outputs: IngestOutputs,
+                   config: Config, **options: Any) -> IngestResult:
     result = ingest(source, root, config, out_dir=outputs.manifest.parent, **options)
     _write_errors(result, outputs.errors)
     if result.frame.empty:

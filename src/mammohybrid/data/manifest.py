@@ -13,8 +13,10 @@ paths when read.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mammohybrid.errors import ManifestError
@@ -29,38 +31,76 @@ SPLITS = ("train", "val", "test")
 _TEXT_COLUMNS = {"patient_id", "lesion_id", "split", "dataset", "pathology", *PATH_COLUMNS}
 
 
-def read_manifest(path: str | os.PathLike[str], require_split: bool = True) -> pd.DataFrame:
-    """Read and validate a manifest; relative paths become absolute."""
+def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
+                  data_root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Read and validate a manifest; relative paths become absolute.
+
+    The one validation every command that reads a manifest goes through; a
+    :class:`ManifestError` names the file and the rows at fault: required columns, labels 0/1
+    (an empty cell included), split values, patient ids, an ``image_path`` on every row that
+    pre-processing did not mark failed, no image listed twice, no patient in two splits, and,
+    with ``data_root``, every image inside it once symbolic links are resolved.
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     try:
-        frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False,
-                            na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ManifestError(f"{path}: not a readable CSV ({error})") from None
+        # index_col=False: a row with one field too many must not turn a column into the
+        # index; pandas then warns that it drops the extra field, which is refused here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS},
+                                keep_default_na=False, na_values=[""], index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
+            UnicodeDecodeError, ValueError, OverflowError) as error:
+        raise ManifestError(f"{path}: not a readable CSV ({type(error).__name__}: "
+                            f"{str(error).strip()[:200]})") from None
     required = REQUIRED_COLUMNS if require_split else [c for c in REQUIRED_COLUMNS if c != "split"]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
     labels = pd.to_numeric(frame["label"], errors="coerce")
-    if labels.isna().any() or not labels.isin([0, 1]).all():
-        bad = frame.loc[labels.isna() | ~labels.isin([0, 1]), "label"].astype(str).unique()[:5]
-        raise ManifestError(f"{path}: column label must be 0 or 1, found {', '.join(bad)}")
+    _refuse_rows(path, labels.isna() | ~labels.isin([0, 1]), frame["label"],
+                 "label must be 0 or 1")
     frame["label"] = labels.astype(int)
     if "split" in frame.columns:
-        bad_splits = sorted(set(frame["split"].dropna()) - set(SPLITS))
-        if bad_splits or frame["split"].isna().any():
-            raise ManifestError(f"{path}: column split must be one of {', '.join(SPLITS)}, "
-                                f"found {', '.join(map(str, bad_splits)) or 'empty values'}")
-    if frame["patient_id"].isna().any():
-        raise ManifestError(f"{path}: {int(frame['patient_id'].isna().sum())} row(s) have no "
-                            "patient_id")
+        _refuse_rows(path, ~frame["split"].isin(SPLITS), frame["split"],
+                     f"split must be one of {', '.join(SPLITS)}")
+    _refuse_rows(path, frame["patient_id"].isna(), frame["patient_id"], "no patient_id")
+    failed = (frame["status"].astype(str) == "error") if "status" in frame.columns else False
+    _refuse_rows(path, frame["image_path"].isna() & ~failed, frame["image_path"],
+                 "no image_path")
+    listed = frame["image_path"].notna()
+    _refuse_rows(path, listed & frame["image_path"].duplicated(keep=False), frame["image_path"],
+                 "the same image_path on more than one row")
+    if "split" in frame.columns:
+        check_no_patient_leak(frame, str(path))
     base = path.resolve().parent
     for column in PATH_COLUMNS:
         if column in frame.columns:
+            _refuse_rows(path, frame[column].str.contains("\0", regex=False, na=False),
+                         frame[column], f"a NUL character in {column}")
             frame[column] = frame[column].map(lambda p: _absolute(p, base))
+    if data_root is not None:
+        root = Path(data_root).resolve()
+        inside = frame["image_path"].map(
+            lambda p: not isinstance(p, str) or Path(p).resolve().is_relative_to(root))
+        _refuse_rows(path, ~inside, frame["image_path"],
+                     f"image outside the data root {root} (symbolic links resolved)")
     return frame
+
+
+def _refuse_rows(path: Path, bad: pd.Series | bool, values: pd.Series, problem: str) -> None:
+    """Raise :class:`ManifestError` naming the first bad rows (1-based data rows, header not
+    counted) and their values, if ``bad`` marks any."""
+    if not isinstance(bad, pd.Series) or not bad.any():
+        return
+    rows = [int(i) for i in np.flatnonzero(bad.to_numpy())[:5]]
+    cells = [values.iloc[i] for i in rows]
+    shown = ", ".join(f"row {i + 1} ({'empty' if pd.isna(cell) else repr(str(cell))})"
+                      for i, cell in zip(rows, cells))
+    more = f" and {int(bad.sum()) - len(rows)} more" if bad.sum() > len(rows) else ""
+    raise ManifestError(f"{path}: {problem}: {shown}{more}")
 
 
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -83,14 +123,15 @@ def write_manifest(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def check_no_patient_leak(frame: pd.DataFrame) -> None:
+def check_no_patient_leak(frame: pd.DataFrame, source: str = "") -> None:
     """Raise :class:`ManifestError` if any patient appears in more than one split."""
     splits_per_patient = frame.groupby("patient_id")["split"].nunique()
     leaking = splits_per_patient[splits_per_patient > 1]
     if len(leaking):
         examples = ", ".join(map(str, leaking.index[:5]))
-        raise ManifestError(f"patient leak: {len(leaking)} patient(s) appear in more than one "
-                            f"split (e.g. {examples})")
+        where = f"{source}: " if source else ""
+        raise ManifestError(f"{where}patient leak: {len(leaking)} patient(s) appear in more "
+                            f"than one split (e.g. {examples})")
 
 
 def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,19 +17,19 @@ this module, which must not import TensorFlow.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from mammohybrid.config import LimitsConfig
 from mammohybrid.errors import MammohybridError
-from mammohybrid.imaging import read_image
+from mammohybrid.imaging import decode_image, read_limits
 from mammohybrid.inference.ensemble import StrategyEnsemble
 from mammohybrid.preprocess import LimitSize, ToUint8
+from mammohybrid.workers import WORKER_DIED, CrashSafePool
 
 # Longest side of the 8-bit copy of the input kept for Grad-CAM overlays.
 DISPLAY_MAX_SIDE = 512
@@ -58,8 +58,9 @@ class Prepare:
     """Decode (for a path) and pre-process one image with every strategy of ``ensemble``;
     never raises: a failure becomes :attr:`PreparedImage.error`."""
 
-    def __init__(self, ensemble: StrategyEnsemble) -> None:
+    def __init__(self, ensemble: StrategyEnsemble, limits: LimitsConfig | None = None) -> None:
         self.ensemble = ensemble
+        self.limits = limits or read_limits()
         self.to_uint8 = ToUint8(ensemble.base.intensity)
         self.display_size = LimitSize(DISPLAY_MAX_SIDE)
 
@@ -86,15 +87,20 @@ class Prepare:
 
     def path(self, index: int, path: str, display: bool = False) -> PreparedImage:
         try:
-            image = read_image(path)
-        except MammohybridError as error:
+            decoded = decode_image(path, self.limits)
+        except MammohybridError as error:  # decode_image turns every decoder failure into one
             return PreparedImage(index, path, error=str(error))
-        except Exception as error:  # noqa: BLE001 - e.g. a decoder crashing on a corrupt file
-            return PreparedImage(index, path, error=f"{path}: {type(error).__name__}: {error}")
-        return self.array(index, path, image, display)
+        prepared = self.array(index, path, decoded.image, display)
+        prepared.warnings[:0] = decoded.warnings
+        return prepared
 
 
 _prepare: Prepare | None = None
+
+
+def _crashed(task: tuple[int, str, bool]) -> PreparedImage:
+    index, path, _ = task
+    return PreparedImage(index, path, error=f"{path}: {WORKER_DIED}")
 
 
 def _init_worker(prepare: Prepare, niceness: int) -> None:
@@ -114,13 +120,14 @@ class Preparer:
     """Prepares images for the model: in ``workers`` processes (0: here, one at a time, no
     overlap with the model). Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, ensemble: StrategyEnsemble, workers: int = 0, niceness: int = 10) -> None:
+    def __init__(self, ensemble: StrategyEnsemble, workers: int = 0, niceness: int = 10,
+                 limits: LimitsConfig | None = None) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
-        self.prepare = Prepare(ensemble)
+        self.prepare = Prepare(ensemble, limits)
         self.workers = workers
         self.niceness = niceness
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: CrashSafePool[tuple[int, str, bool], PreparedImage] | None = None
 
     def __enter__(self) -> Preparer:
         return self
@@ -131,15 +138,16 @@ class Preparer:
     def close(self) -> None:
         """Stop the worker processes (a later :meth:`map` starts new ones)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     def start(self) -> None:
         """Start the worker processes now (otherwise the first :meth:`map` does)."""
         if self.workers and self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.prepare, self.niceness))
+            # A decoder that kills its worker costs that image only.
+            self._pool = CrashSafePool(self.workers, _work, _crashed, initializer=_init_worker,
+                                       initargs=(self.prepare, self.niceness))
+            self._pool.start()
 
     def map(self, paths: Iterable[str], display: bool = False,
             max_in_flight: int = 32) -> Iterator[PreparedImage]:
@@ -148,15 +156,7 @@ class Preparer:
         if not self.workers:
             yield from (self.prepare.path(*task) for task in tasks)
             return
-        pending: set[Future[PreparedImage]] = set()
-        for task in tasks:
-            self.start()  # on the first task: nothing to prepare, no processes
-            assert self._pool is not None
-            # Bounded read-ahead: memory stays flat however many images there are.
-            if len(pending) >= max(max_in_flight, self.workers):
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-            pending.add(self._pool.submit(_work, task))
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (future.result() for future in done)
+        self.start()
+        assert self._pool is not None
+        # Bounded read-ahead: memory stays flat however many images there are.
+        yield from self._pool.map_unordered(tasks, max_in_flight)

@@ -149,7 +149,8 @@ class Predictor:
         wanted = (workers, self.worker_niceness)
         if self._preparer is None or (self._preparer.workers, self._preparer.niceness) != wanted:
             self.close()
-            self._preparer = Preparer(self.ensemble, workers, self.worker_niceness)
+            self._preparer = Preparer(self.ensemble, workers, self.worker_niceness,
+                                      self.config.limits)
         return self._preparer
 
     @property

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import keras
 from keras import layers
 
-from mammohybrid.errors import ConfigError
+from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.models.augment import build_augmentation
 from mammohybrid.models.backbones import get_backbone
 from mammohybrid.models.weights import is_weights_file, load_weights_file
@@ -199,6 +201,14 @@ def load_model(path: str | os.PathLike[str], compile: bool = False) -> keras.Mod
 
     The hybrid is made of built-in Keras layers only, so nothing needs registering first;
     a custom layer added to it must be registered (``keras.saving.register_keras_serializable``)
-    in a module this one imports.
+    in a module this one imports. A file that is not a ``.keras`` archive (a zip), such as a
+    pickle saved under that name, is refused in one line before Keras sees it.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise MammohybridError(f"{path}: model file not found")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise MammohybridError(f"{path}: not a Keras .keras archive (a zip file); it may be a "
+                               "pickle or another format saved under that name, and is not "
+                               "loaded")
     return keras.saving.load_model(path, compile=compile, safe_mode=True)

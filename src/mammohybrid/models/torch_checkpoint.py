@@ -33,6 +33,9 @@ from mammohybrid.errors import MammohybridError
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
+# Tensors may share a storage (tied weights), so what they hold together may exceed the file;
+# never by more than this factor, whatever their shapes and strides claim.
+MAX_TENSOR_BYTES_PER_FILE_BYTE = 4
 
 # torch's typed storages -> the NumPy dtype of their bytes (bfloat16 is widened on reading).
 STORAGE_DTYPES = {
@@ -75,18 +78,38 @@ class _TensorRef:
     shape: tuple[int, ...]
     stride: tuple[int, ...]
 
-    def materialise(self) -> np.ndarray:
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=object))
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.storage.storage_type.dtype.itemsize
+
+    def check(self) -> np.ndarray:
+        """The storage's elements, after checking that shape and stride stay inside them."""
         data = self.storage.data
         if data is None:
             raise MammohybridError(f"checkpoint storage {self.storage.key} has no data")
-        needed = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride,
-                                                                 strict=True) if n > 0) + 1
+        if any(n < 0 for n in self.shape) or len(self.shape) != len(self.stride):
+            raise MammohybridError(f"checkpoint tensor has an invalid shape {self.shape} or "
+                                   f"stride {self.stride}")
+        if any(n == 0 for n in self.shape):
+            return data
+        needed = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) + 1
+        # A weight never has more elements than its storage holds: a zero or overlapping
+        # stride would otherwise expand a few bytes of file into gigabytes of copy.
+        if (self.offset < 0 or needed > data.size or any(s < 0 for s in self.stride)
+                or self.numel > data.size - self.offset):
+            raise MammohybridError(
+                f"checkpoint tensor of shape {self.shape} and stride {self.stride} addresses "
+                f"more than its storage holds ({data.size} elements)")
+        return data
+
+    def materialise(self) -> np.ndarray:
+        data = self.check()
         if any(n == 0 for n in self.shape):
             return np.zeros(self.shape, dtype=data.dtype)
-        if self.offset < 0 or needed > data.size or any(s < 0 for s in self.stride):
-            raise MammohybridError(
-                f"checkpoint tensor of shape {self.shape} reaches past its storage "
-                f"({data.size} elements)")
         view = np.lib.stride_tricks.as_strided(
             data[self.offset:], shape=self.shape,
             strides=tuple(s * data.itemsize for s in self.stride), writeable=False)
@@ -161,13 +184,21 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         else:
             with path.open("rb") as file:
                 result = _read_legacy(file)
+        references = _tensor_references(result)
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError,
-            zipfile.BadZipFile) as error:
-        raise MammohybridError(f"{path} is not a readable torch checkpoint: {error}") from None
-    tensors = _flatten(result)
-    if not tensors:
+            zipfile.BadZipFile, RecursionError, OverflowError) as error:
+        raise MammohybridError(f"{path} is not a readable torch checkpoint: "
+                               f"{type(error).__name__}: {error}") from None
+    if not references:
         raise MammohybridError(f"{path} holds no tensors")
-    return tensors
+    for reference in references.values():
+        reference.check()
+    total = sum(reference.nbytes for reference in references.values())
+    limit = MAX_TENSOR_BYTES_PER_FILE_BYTE * path.stat().st_size
+    if total > limit:
+        raise MammohybridError(f"{path}: its tensors claim {total} bytes, more than "
+                               f"{MAX_TENSOR_BYTES_PER_FILE_BYTE}x the file's size; refused")
+    return {name: _to_array(reference) for name, reference in references.items()}
 
 
 def _read_legacy(file: BinaryIO) -> Any:  # noqa: ANN401
@@ -212,6 +243,12 @@ def _read_zip(path: Path) -> Any:  # noqa: ANN401
         (pickle_name,) = [n for n in archive.namelist() if n.endswith("/data.pkl")] or [None]
         if pickle_name is None:
             raise MammohybridError("zip file without a data.pkl: not a torch checkpoint")
+        # torch stores entries uncompressed: none can be larger than the archive (a deflate
+        # bomb would be).
+        archive_size = path.stat().st_size
+        oversized = [i.filename for i in archive.infolist() if i.file_size > archive_size]
+        if oversized:
+            raise MammohybridError(f"zip entry {oversized[0]} claims more bytes than the file")
         prefix = pickle_name[: -len("data.pkl")]
         if f"{prefix}byteorder" in archive.namelist() \
                 and archive.read(f"{prefix}byteorder").strip() != b"little":
@@ -229,16 +266,21 @@ def _read_zip(path: Path) -> Any:  # noqa: ANN401
     return result
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, np.ndarray]:  # noqa: ANN401
-    """Tensors of nested dicts (``{"state_dict": {...}}`` included), keys joined by dots."""
+def _tensor_references(value: Any, prefix: str = "") -> dict[str, _TensorRef]:  # noqa: ANN401
+    """Tensors of nested dicts (``{"state_dict": {...}}`` included), keys joined by dots; not
+    yet copied out of their storages."""
     if isinstance(value, _TensorRef):
-        array = value.materialise()
-        if value.storage.storage_type.name == "BFloat16Storage":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        return {prefix: array}
+        return {prefix: value}
     if isinstance(value, dict):
-        tensors: dict[str, np.ndarray] = {}
+        tensors: dict[str, _TensorRef] = {}
         for key, item in value.items():
-            tensors.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+            tensors.update(_tensor_references(item, f"{prefix}.{key}" if prefix else str(key)))
         return tensors
     return {}  # numbers, strings and other metadata beside the tensors
+
+
+def _to_array(reference: _TensorRef) -> np.ndarray:
+    array = reference.materialise()
+    if reference.storage.storage_type.name == "BFloat16Storage":
+        array = (array.astype(np.uint32) << 16).view(np.float32)
+    return array

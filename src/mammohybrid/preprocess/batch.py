@@ -4,7 +4,8 @@ Output (the "Pre-processed dataset" contract of docs/architecture.md)::
 
     DIR/config.yaml      the config whose ``preprocess`` section made the images
     DIR/manifest.csv     the input rows; image_path -> processed PNG, source_path -> original,
-                         plus status, kept_fraction, roi_empty, input_height, input_width, error
+                         plus status, kept_fraction, roi_empty, input_height, input_width,
+                         warnings (decoder messages, a tiny input), error
     DIR/images/*.png     8-bit greyscale, output_size x output_size
     DIR/qa/*.png         QA figures (``qa`` > 0)
     DIR/.records.jsonl   one line per finished image: what a resumed run reads
@@ -13,17 +14,17 @@ Rows whose image failed have ``status`` = ``error``, an empty ``image_path`` and
 ``error``; training and evaluation use only rows with ``status`` = ``ok``
 (:func:`mammohybrid.data.manifest.usable_rows`).
 
-Resuming: every PNG is written atomically and its record appended to ``.records.jsonl`` only
-after, so after an interruption (even ``kill -9``) a rerun skips the images that have both a
-record with status ``ok`` and their PNG, and redoes the rest (failed images included, in case
-they were fixed).
+Resuming: every PNG is written atomically (fsync-ed, its size checked, renamed into place)
+and its record appended to ``.records.jsonl`` only after, so after an interruption (even
+``kill -9`` or a full disk) a rerun skips the images that have both a record with status
+``ok`` and a PNG that still decodes, and redoes the rest (failed images included, in case they
+were fixed). One run at a time writes to a folder (a lock); a second is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import time
@@ -35,17 +36,25 @@ from typing import Any
 import cv2
 import pandas as pd
 
-from mammohybrid.config import Config, load_config, save_config
+from mammohybrid.config import Config, LimitsConfig, load_config, save_config
 from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
-from mammohybrid.errors import MammohybridError, ManifestError
-from mammohybrid.fileio import atomic_write_text
-from mammohybrid.imaging import read_image, write_png
+from mammohybrid.errors import MammohybridError
+from mammohybrid.fileio import (
+    atomic_write_text,
+    is_disk_full,
+    output_lock,
+    refuse_overwriting_inputs,
+    stop_on_full_disk,
+)
+from mammohybrid.imaging import decode_image, png_decodes, read_limits, write_png
 from mammohybrid.preprocess.chain import Chain, build_chain
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
 from mammohybrid.progress import progress_bar
+from mammohybrid.workers import WORKER_DIED, CrashSafePool
 
 RECORDS_NAME = ".records.jsonl"
-STAT_COLUMNS = ["status", "kept_fraction", "roi_empty", "input_height", "input_width", "error"]
+STAT_COLUMNS = ["status", "kept_fraction", "roi_empty", "input_height", "input_width",
+                "warnings", "error"]
 
 
 @dataclass
@@ -90,41 +99,49 @@ def output_name(source: str | os.PathLike[str]) -> str:
 
 # ----------------------------------------------------------------------------- one image
 class _Worker:
-    """Process one (source, target) pair; never raises: a failure becomes an error record."""
+    """Process one (source, target) pair; never raises (a full disk aside, which ends the
+    run): a failure becomes an error record."""
 
-    def __init__(self, chain: Chain) -> None:
-        self.chain = chain
+    def __init__(self, chain: Chain, limits: LimitsConfig) -> None:
+        self.chain, self.limits = chain, limits
+
+    @staticmethod
+    def error_record(source: str, target: str, error: str = "") -> dict[str, Any]:
+        return {"source_path": source, "image_path": target, "status": "error",
+                "kept_fraction": None, "roi_empty": None, "input_height": None,
+                "input_width": None, "warnings": "", "error": error}
 
     def __call__(self, task: tuple[str, str]) -> dict[str, Any]:
         source, target = task
-        record: dict[str, Any] = {"source_path": source, "image_path": target,
-                                  "status": "error", "kept_fraction": None, "roi_empty": None,
-                                  "input_height": None, "input_width": None, "error": ""}
+        record = self.error_record(source, target)
         try:
-            image = read_image(source)
-            record["input_height"], record["input_width"] = map(int, image.shape[:2])
-            result = self.chain(image)
+            decoded = decode_image(source, self.limits)
+            record["input_height"], record["input_width"] = map(int, decoded.image.shape[:2])
+            result = self.chain(decoded.image)
             write_png(target, result.image)
         except MammohybridError as error:
             message = str(error)
             record["error"] = message if source in message else f"{source}: {message}"
         except Exception as error:  # noqa: BLE001 - one bad image must not stop the batch
+            if is_disk_full(error):
+                raise
             record["error"] = f"{source}: {type(error).__name__}: {error}"
         else:
             record.update(status="ok", kept_fraction=result.kept_fraction,
-                          roi_empty=result.roi_empty)
+                          roi_empty=result.roi_empty,
+                          warnings="; ".join([*decoded.warnings, *result.warnings]))
         return record
 
 
 _worker: _Worker | None = None
 
 
-def _init_worker(chain: Chain) -> None:
+def _init_worker(chain: Chain, limits: LimitsConfig) -> None:
     global _worker
     # One OpenCV thread per process: processes already use every core, and threading NLM
     # gains nothing on crops below about 400 px.
     cv2.setNumThreads(1)
-    _worker = _Worker(chain)
+    _worker = _Worker(chain, limits)
 
 
 def _work(task: tuple[str, str]) -> dict[str, Any]:
@@ -134,36 +151,42 @@ def _work(task: tuple[str, str]) -> dict[str, Any]:
 
 class WorkerPool:
     """Runs a chain over (source, target) tasks, yielding a record per image as it finishes
-    (in any order). ``workers`` > 1 uses that many processes, spawned (safe whatever threads
-    the caller runs) and kept for every :meth:`imap` until the ``with`` block ends; 1 runs in
-    this process.
+    (in any order). ``workers`` > 1 uses that many processes (a
+    :class:`~mammohybrid.workers.CrashSafePool`: a decoder that kills its process costs that
+    image only), kept for every :meth:`imap` until the ``with`` block ends; 1 runs in this
+    process.
     """
 
-    def __init__(self, chain: Chain, workers: int) -> None:
+    def __init__(self, chain: Chain, workers: int, limits: LimitsConfig | None = None) -> None:
         self.chain, self.workers = chain, max(1, workers)
-        self._pool: Any = None
+        self.limits = limits or read_limits()
+        self._pool: CrashSafePool[tuple[str, str], dict[str, Any]] | None = None
 
     def __enter__(self) -> WorkerPool:
         if self.workers > 1:
-            context = multiprocessing.get_context("spawn")
-            self._pool = context.Pool(self.workers, initializer=_init_worker,
-                                      initargs=(self.chain,))
+            self._pool = CrashSafePool(self.workers, _work, _crashed_record,
+                                       initializer=_init_worker,
+                                       initargs=(self.chain, self.limits))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._pool is not None:
-            self._pool.terminate()  # also stops work in progress on Ctrl-C
-            self._pool.join()
+            self._pool.close()  # also stops work in progress on Ctrl-C
             self._pool = None
 
     def imap(self, tasks: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
         if self._pool is None:
-            worker = _Worker(self.chain)
+            worker = _Worker(self.chain, self.limits)
             return (worker(task) for task in tasks)
-        # Crop sizes vary a lot: hand out one image at a time (chunksize 1), largest files
-        # first, so that no big crop is left running alone at the end while others idle.
+        # Crop sizes vary a lot: hand out one image at a time, largest files first, so that no
+        # big crop is left running alone at the end while others idle.
         ordered = sorted(tasks, key=lambda task: _file_size(task[0]), reverse=True)
-        return self._pool.imap_unordered(_work, ordered, chunksize=1)
+        return self._pool.map_unordered(ordered, max_in_flight=2 * self.workers)
+
+
+def _crashed_record(task: tuple[str, str]) -> dict[str, Any]:
+    source, target = task
+    return _Worker.error_record(source, target, f"{source}: {WORKER_DIED}")
 
 
 def _file_size(path: str) -> int:
@@ -208,22 +231,32 @@ def _check_same_preprocess(out_dir: Path, config: Config) -> None:
 
 # ----------------------------------------------------------------------------- the batch
 def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-              config: Config, workers: int = 1, qa: int = 0) -> BatchSummary:
+              config: Config, workers: int = 1, qa: int = 0,
+              data_root: str | os.PathLike[str] | None = None) -> BatchSummary:
     """Pre-process every image of ``manifest_path`` into ``out_dir`` (see the module doc).
 
     Resumable; a bad image gets an error record and the run goes on. ``qa`` > 0 also writes
     that many QA figures (each step side by side, histograms before/after NLM) to
-    ``out_dir/qa``.
+    ``out_dir/qa``. ``data_root``: every image must lie inside it (see
+    :func:`~mammohybrid.data.manifest.read_manifest`). Refused before any work: an ``out_dir``
+    holding the manifest, or one another process is writing to. A full disk ends the run with
+    :class:`~mammohybrid.errors.DiskFullError`; what was finished is kept for the rerun.
     """
     started = time.perf_counter()
     # Absolute paths: write_manifest stores them relative to the output manifest's folder.
     manifest_path, out_dir = Path(manifest_path), Path(out_dir).resolve()
     chain = build_chain(config.preprocess)  # an unknown strategy fails before any output
-    frame = read_manifest(manifest_path)
-    if frame["image_path"].isna().any():
-        raise ManifestError(f"{manifest_path}: {int(frame['image_path'].isna().sum())} "
-                               "row(s) have no image_path")
+    frame = read_manifest(manifest_path, data_root=data_root)
+    refuse_overwriting_inputs([out_dir], [manifest_path])
     out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir), stop_on_full_disk(out_dir):
+        summary = _run_locked(frame, out_dir, config, chain, workers, qa)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain,
+                workers: int, qa: int) -> BatchSummary:
     _check_same_preprocess(out_dir, config)
     save_config(config, out_dir / SETTINGS_FILE)
     images_dir = out_dir / "images"
@@ -235,11 +268,13 @@ def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[
                for source in dict.fromkeys(frame["image_path"])}
     records_path = out_dir / RECORDS_NAME
     records = _read_records(records_path)
+    # The journal is trusted only for images whose PNG is still there and still decodes (a
+    # full disk once left a truncated PNG behind an "ok" line).
     done = {source for source, target in targets.items()
-            if records.get(source, {}).get("status") == "ok" and Path(target).is_file()}
+            if records.get(source, {}).get("status") == "ok" and _verifies(target)}
     tasks = [(source, target) for source, target in targets.items() if source not in done]
 
-    with WorkerPool(chain, min(workers, len(tasks))) as pool, \
+    with WorkerPool(chain, min(workers, len(tasks)), config.limits) as pool, \
             open(records_path, "a", encoding="utf-8") as journal, progress_bar() as bar:
         task_id = bar.add_task("pre-processing", total=len(targets), completed=len(done))
         for record in pool.imap(tasks):
@@ -263,8 +298,14 @@ def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[
         from mammohybrid.preprocess.qa import write_qa_figures
 
         summary.qa_figures = write_qa_figures(usable_rows(output), chain, out_dir / "qa", qa)
-    summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _verifies(target: str) -> bool:
+    try:
+        return png_decodes(Path(target).read_bytes())
+    except OSError:
+        return False
 
 
 def _output_manifest(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
@@ -276,7 +317,8 @@ def _output_manifest(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
     output["image_path"] = [targets[r["source_path"]] if r["status"] == "ok" else ""
                             for r in rows]
     for column in STAT_COLUMNS:
-        output[column] = [r[column] for r in rows]  # None (failed image) -> empty CSV cell
+        # None (failed image) -> empty CSV cell; journals of older versions lack 'warnings'.
+        output[column] = [r.get(column) for r in rows]
     for column in ("input_height", "input_width"):
         output[column] = output[column].astype("Int64")  # integers with empty cells
     return output
