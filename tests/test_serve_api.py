@@ -6,7 +6,6 @@ page loads nothing from outside."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import struct
@@ -375,9 +374,11 @@ def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch
                                                              host: str, warned: bool) -> None:
     import uvicorn
 
+    from mammohybrid.imaging import read_limits
+
     served = {}
-    # The command sets it for OpenCV in its process; here, the test's: restored afterwards.
-    monkeypatch.delenv("OPENCV_IO_MAX_IMAGE_PIXELS", raising=False)
+    # The command sets the process's read budget; here, the test's: restored afterwards.
+    monkeypatch.setattr("mammohybrid.imaging._limits", read_limits())
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
     port = free_port()
     with pytest.raises(SystemExit) as exit_info:
@@ -388,7 +389,7 @@ def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch
     assert f"serving {run_dir} at http://{host}:{port}/" in output.out
     assert ("warning: listening on 0.0.0.0" in output.err) is warned
     assert (served["host"], served["port"]) == (host, port)
-    assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "500000"
+    assert read_limits().max_image_pixels == 500_000
     with fastapi_testclient.TestClient(served["app"]) as client:
         assert client.get("/api/run").json()["limits"] == {
             "max_file_bytes": 2 * 2**20, "max_files": 3, "max_pixels": 500_000}

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-import os
 import socket
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from mammohybrid.cli.app import app
+from mammohybrid.cli.app import app, limit_overrides
 from mammohybrid.errors import MammohybridError
 
 # Modules of the optional extra `web`, as imported (python-multipart is `python_multipart`).
@@ -78,12 +77,11 @@ def serve(
                                f"({', '.join(missing)} missing): pip install 'mammohybrid[web]'")
     check_can_listen(host, port)
     max_pixels = max(1, round(max_megapixels * 1e6))
-    # OpenCV refuses images over this many pixels from their header, before allocating them:
-    # it reads the variable at its first decode, which in this process is still to come.
-    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(max_pixels)
 
     import uvicorn
 
+    from mammohybrid.config import with_overrides
+    from mammohybrid.imaging import set_read_limits
     from mammohybrid.inference import Predictor, parse_strategies
     from mammohybrid.serve.analysis import UploadLimits
     from mammohybrid.serve.app import app_for_run
@@ -91,6 +89,10 @@ def serve(
     limits = UploadLimits(max_file_bytes=max(1, round(max_upload_mb * 2**20)),
                           max_files=max_files, max_pixels=max_pixels)
     with Predictor.from_run(run_dir, parse_strategies(filters)) as predictor:
+        # Every read - the Predictor's and the pipeline strip's - refuses larger images from
+        # their header, before decoding them (imaging.decode_image).
+        predictor.config = with_overrides(predictor.config, limit_overrides(max_pixels, None))
+        set_read_limits(predictor.config.limits)
         web_app = app_for_run(predictor, run_dir, limits, metrics or [])
         if not is_loopback(host):
             typer.echo(f"warning: listening on {host}, not this machine only: whoever reaches "
