@@ -3,6 +3,8 @@ the key named, and the saved copy that reloads to the same config."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mammohybrid.config import (
@@ -104,3 +106,20 @@ def test_saved_config_reloads_identically(tmp_path) -> None:  # noqa: ANN001
     config = with_overrides(load_config("cpu-quick"), ["train.epochs=2", "seed=7"])
     path = save_config(config, tmp_path / "out" / "config.yaml")
     assert load_config(path) == config
+
+
+@pytest.mark.parametrize("source", ["override", "yaml"])
+def test_off_and_on_choices_survive_yamls_booleans(source: str, tmp_path: Path) -> None:
+    # YAML 1.1 reads a bare off/on as a boolean; every choice offering the word must take it.
+    settings = {"preprocess.roi.mode": "off", "train.feature_cache": "off",
+                "train.mixed_precision": "on"}
+    if source == "override":
+        config = load_config(None, [f"{key}={value}" for key, value in settings.items()])
+    else:
+        path = tmp_path / "config.yaml"
+        path.write_text("preprocess:\n  roi:\n    mode: off\n"
+                        "train:\n  feature_cache: off\n  mixed_precision: on\n")
+        config = load_config(path)
+    assert config.preprocess.roi.mode == "off"
+    assert config.train.feature_cache == "off"
+    assert config.train.mixed_precision == "on"
