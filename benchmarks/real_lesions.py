@@ -93,7 +93,9 @@ def cv_predictions(manifest: Path, preset: str, folds: int, repeats: int,
                    out: Path) -> pd.DataFrame:
     """Out-of-fold probabilities of ``mammohybrid cv PRESET`` (the product, resumable)."""
     config = with_overrides(load_config(preset), [f"data.manifest={manifest}"])
-    result = run_cv(config, out / f"cv-{preset}", folds=folds, repeats=repeats)
+    # Every row of this manifest is development data: the test split is folded in too.
+    result = run_cv(config, out / f"cv-{preset}", folds=folds, repeats=repeats,
+                    include_test=True)
     return pd.read_csv(result.files["oof_predictions"], dtype={"patient": str})
 
 

@@ -105,8 +105,9 @@ def cv(
     repeats: Annotated[int, typer.Option("--repeats", "-r", min=1,
                                          help="Repeats with new fold assignments.")] = 1,
     manifest: ManifestOption = None,
-    exclude_test: Annotated[bool, typer.Option(
-        "--exclude-test", help="Leave the manifest's test split out of the folds entirely.")]
+    include_test: Annotated[bool, typer.Option(
+        "--include-test", help="Fold the manifest's test split in too (default: left out, "
+                               "kept for a final, untouched evaluation).")]
     = False,
     overrides: SetOption = None,
     mlflow: MlflowOption = None,
@@ -122,10 +123,11 @@ def cv(
 
     resolved = resolve_config(config, overrides)
     result = run_cv(resolved, out, folds or resolved.data.n_folds, repeats, manifest,
-                    exclude_test, tracking_uri=mlflow)
+                    include_test, tracking_uri=mlflow)
     summary = result.summary
     typer.echo(f"{summary['n_runs']} fold run(s) ({summary['n_folds']} folds x "
                f"{summary['n_repeats']} repeats)")
+    typer.echo(f"rows used: {summary['rows']}")
     for name in METRIC_NAMES:
         mean, std = summary[f"{name}_mean"], summary[f"{name}_std"]
         typer.echo(f"  {name:<16} mean {'n/a' if mean is None else f'{mean:.3f}':>6}  "
