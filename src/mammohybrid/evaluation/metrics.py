@@ -12,12 +12,12 @@ Undefined metrics (the convention, identical to scikit-learn's with ``zero_divis
 
 - a ratio whose denominator is zero (sensitivity without malignant cases, specificity without
   benign cases, precision when nothing is predicted malignant, F1 when there is neither a
-  malignant case nor a malignant prediction, accuracy of an empty set) is reported as
-  ``zero_division`` (0.0 by default);
-- the AUC of a set holding a single class is NaN (written ``null`` in JSON): no number would be
-  honest there;
-- every undefined metric is named in :attr:`Metrics.undefined` with the reason, and reports show
-  the reason instead of a bare number.
+  malignant case nor a malignant prediction, accuracy of an empty set) is ``zero_division``
+  (0.0 by default) in :class:`Metrics` values;
+- the AUC of a set holding a single class is NaN: no number would be honest there;
+- every undefined metric is named in :attr:`Metrics.undefined` with the reason; in JSON
+  (:meth:`Metrics.to_dict`, ``metrics.json``) it is ``null``, and reports show the reason instead
+  of a number.
 
 ``paper_eq6_score`` is the paper's Eq. 6, 2·specificity·precision / (specificity + precision).
 The paper calls it F1; it is not (F1 is 2·precision·recall / (precision + recall)). It is kept,
@@ -176,8 +176,11 @@ class Metrics:
         return self.values[name]
 
     def to_dict(self) -> dict[str, object]:
-        """Flat JSON-ready mapping: metric values (NaN -> None), threshold, counts, undefined."""
-        out: dict[str, object] = {name: _json_float(self.values[name]) for name in METRIC_NAMES}
+        """Flat JSON-ready mapping: metric values (undefined ones None, their reason under
+        ``undefined``), threshold, counts."""
+        out: dict[str, object] = {
+            name: None if name in self.undefined else _json_float(self.values[name])
+            for name in METRIC_NAMES}
         out.update(threshold=self.threshold, n=self.n, n_malignant=self.n_malignant,
                    n_benign=self.n_benign, confusion_matrix=self.confusion.to_dict(),
                    undefined=dict(self.undefined))
