@@ -375,3 +375,25 @@ def test_cv_leaves_the_test_split_out_unless_asked(toy, tmp_path, monkeypatch, i
         assert len(oof) == 36 and not test_images & set(oof["image"])
         assert "test split (12 left out)" in output
     assert summary["rows"] in output
+
+
+@pytest.mark.slow
+def test_cv_keeps_tensorflows_chatter_off_the_terminal(toy, tmp_path):
+    """Neither TensorFlow's start-up lines (oneDNN, CPU features, absl) nor its retracing
+    warnings (several models predicting in one process) reach the terminal."""
+    import os
+    import subprocess
+    import sys
+
+    config_file = save_config(with_overrides(Config(), [*TINY, f"data.manifest={toy}",
+                                                        "train.epochs=1"]), tmp_path / "cv.yaml")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from mammohybrid.cli import main; main()", "cv",
+         str(config_file), "--folds", "2", "--out", str(tmp_path / "cv")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "2 fold run(s)" in done.stdout
+    terminal = done.stdout + done.stderr
+    for chatter in ("retracing", "oneDNN", "cpu_feature_guard", "absl", "WARNING:tensorflow"):
+        assert chatter not in terminal
