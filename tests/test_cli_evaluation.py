@@ -189,7 +189,7 @@ def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_pat
 
 @pytest.mark.slow
 def test_grid_runs_resumes_after_interruption_and_summarises(raw_toy, tmp_path):
-    from mammohybrid.evaluation.grid import load_grid, run_grid
+    from mammohybrid.workflows.grid import load_grid, run_grid
 
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({
@@ -263,7 +263,7 @@ def test_grid_runs_resumes_after_interruption_and_summarises(raw_toy, tmp_path):
 
 @pytest.mark.slow
 def test_cv_runs_resumes_after_interruption_and_summarises(toy, tmp_path):
-    from mammohybrid.evaluation.cv import run_cv
+    from mammohybrid.workflows.cv import run_cv
 
     config_file = tmp_path / "cv.yaml"
     config = with_overrides(Config(), [*TINY, f"data.manifest={toy}", "data.val_fraction=0.2"])
@@ -323,9 +323,9 @@ def test_train_with_mlflow_logs_params_epochs_and_files(toy, tmp_path):
 def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy, tmp_path):
     """The settings are never silently ignored: two strategies on one raw manifest train on
     two differently pre-processed datasets and give different out-of-fold predictions."""
-    from mammohybrid.evaluation.cv import run_cv
     from mammohybrid.preprocess.dataset import manifest_preprocess
     from mammohybrid.training import train
+    from mammohybrid.workflows.cv import run_cv
 
     predictions = {}
     for strategy in ("none", "median"):
@@ -349,7 +349,7 @@ def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy,
 def test_cv_leaves_the_test_split_out_unless_asked(toy, tmp_path, monkeypatch, include_test):
     """The manifest's test split is kept for a final evaluation: cv folds it in only with
     --include-test, and says which rows it used. (Training is stubbed: only the rows count.)"""
-    import mammohybrid.evaluation.cv as cv_module
+    import mammohybrid.workflows.cv as cv_module
 
     def fold_without_training(folder, fold_frame, config, callbacks, tracking_uri, parent):
         held_out = fold_frame[fold_frame["split"] == "test"]

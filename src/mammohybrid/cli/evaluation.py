@@ -74,7 +74,7 @@ def grid(
     Run the same command again to resume: finished cells are skipped, an interrupted one
     resumes from its last epoch. --set applies to every cell (e.g. --set train.epochs=5).
     """
-    from mammohybrid.evaluation.grid import load_grid, run_grid
+    from mammohybrid.workflows.grid import load_grid, run_grid
 
     spec = load_grid(grid_file, overrides or [], manifest)
     if dry_run:
@@ -118,8 +118,8 @@ def cv(
     Validation for model selection and the threshold comes from the training folds only. A raw
     manifest is pre-processed once with the config's settings (cached beside it).
     """
-    from mammohybrid.evaluation.cv import run_cv
     from mammohybrid.evaluation.metrics import METRIC_NAMES
+    from mammohybrid.workflows.cv import run_cv
 
     resolved = resolve_config(config, overrides)
     result = run_cv(resolved, out, folds or resolved.data.n_folds, repeats, manifest,

@@ -48,7 +48,7 @@ from mammohybrid.fileio import atomic_open, atomic_write_json
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
-from mammohybrid.tracking import Tracker, ensure_trained, open_tracker
+from mammohybrid.workflows.tracking import Tracker, ensure_trained, open_tracker
 
 
 @dataclass(frozen=True)
