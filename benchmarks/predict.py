@@ -73,7 +73,7 @@ def model_config(preset: str, backbones: list[str] | None, input_size: int):  # 
 def write_run(folder: Path, model_section) -> Path:  # noqa: ANN001
     """A finished run directory: random-weight model, default (median) pre-processing."""
     from mammohybrid.config import Config, save_config
-    from mammohybrid.evaluation.threshold import ThresholdChoice
+    from mammohybrid.decision import ThresholdChoice
     from mammohybrid.fileio import atomic_write_json
     from mammohybrid.models import build_model
     from mammohybrid.run_dir import RunDir

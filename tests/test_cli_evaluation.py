@@ -123,7 +123,7 @@ def test_evaluate_writes_every_artefact(trained_run, toy, tmp_path):
 
 
 def test_evaluate_new_threshold_rule_is_chosen_on_validation(trained_run, toy, tmp_path):
-    from mammohybrid.evaluation.threshold import select_threshold
+    from mammohybrid.decision import select_threshold
     from mammohybrid.models import load_model
     from mammohybrid.training import predict_manifest
 

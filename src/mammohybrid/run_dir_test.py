@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mammohybrid.config import load_config, save_config
+from mammohybrid.decision import ThresholdChoice
 from mammohybrid.errors import MammohybridError, RunNotFinishedError
-from mammohybrid.evaluation.threshold import ThresholdChoice
 from mammohybrid.run_dir import RunDir
 
 

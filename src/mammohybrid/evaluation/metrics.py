@@ -6,7 +6,7 @@ Every metric is computed from the confusion counts by one vectorised function
 
 A case is predicted malignant when its probability is **at or above** the threshold
 (``probability >= threshold``), the convention of :func:`sklearn.metrics.roc_curve` and therefore
-of the thresholds chosen on validation (:mod:`mammohybrid.evaluation.threshold`).
+of the thresholds chosen on validation (:mod:`mammohybrid.decision`).
 
 Undefined metrics (the convention, identical to scikit-learn's with ``zero_division=0``):
 
@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from mammohybrid.decision import predict_labels
 
 # The metrics every evaluation reports, in the order reports show them.
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "precision", "f1", "auc",
@@ -59,11 +61,6 @@ _UNDEFINED_REASONS = {
     "auc": "needs both classes",
     "paper_eq6_score": "specificity or precision undefined, or both zero",
 }
-
-
-def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """1 (malignant) where ``probability >= threshold``, else 0."""
-    return (np.asarray(probabilities, dtype=float) >= threshold).astype(int)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from mammohybrid.decision import predict_labels
 from mammohybrid.evaluation.metrics import (
     METRIC_NAMES,
     Confusion,
@@ -12,7 +13,6 @@ from mammohybrid.evaluation.metrics import (
     mean_and_std,
     metrics_from_counts,
     paper_eq6_score,
-    predict_labels,
     weighted_auc,
 )
 

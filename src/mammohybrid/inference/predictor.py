@@ -28,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, save_config
+from mammohybrid.decision import ThresholdChoice, predict_labels
 from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.metrics import predict_labels
-from mammohybrid.evaluation.threshold import ThresholdChoice
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
 from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
@@ -120,7 +119,7 @@ class Predictor:
         Raises :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no
         finished run.
         """
-        from mammohybrid.evaluation.threshold import select_threshold
+        from mammohybrid.decision import select_threshold
         from mammohybrid.models import load_model
 
         run = RunDir.at(run_dir)

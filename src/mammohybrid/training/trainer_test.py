@@ -89,7 +89,7 @@ def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:  # 
 
 
 def test_threshold_is_chosen_on_validation(finished_run) -> None:  # noqa: ANN001
-    from mammohybrid.evaluation.threshold import select_threshold
+    from mammohybrid.decision import select_threshold
     from mammohybrid.training import predict_manifest
     from mammohybrid.training.data import load_splits
 
