@@ -18,7 +18,7 @@ TINY = ["model.backbones=[tinycnn]", "model.weights=none", "model.trainable=all"
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch) -> None:
     # A relative output folder, as `make demo` gives it.
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"

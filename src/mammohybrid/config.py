@@ -394,7 +394,7 @@ class _StrictYAMLLoader(yaml.SafeLoader):
     only (``0x1F``, ``0o17``, ``017``, ``1_000`` and ``1:30`` stay text, which an integer key
     then refuses), and aliases (``*name``, the way to a billion-laughs bomb) are refused."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML's API
+    def compose_node(self, parent: Any, index: Any) -> Any:  # PyYAML's API
         if self.check_event(yaml.events.AliasEvent):
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
@@ -419,7 +419,7 @@ _StrictYAMLLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def load_yaml(text: str, label: str) -> Any:  # noqa: ANN401 - any YAML value
+def load_yaml(text: str, label: str) -> Any:  # any YAML value
     """Parse YAML with :class:`_StrictYAMLLoader`; :class:`ConfigError` naming ``label``."""
     try:
         return yaml.load(text, Loader=_StrictYAMLLoader)  # noqa: S506 - a SafeLoader

@@ -30,7 +30,7 @@ def test_defaults_are_the_papers_settings() -> None:
     assert config.evaluate.fixed_threshold == 0.5
 
 
-def test_yaml_file_then_overrides(tmp_path) -> None:  # noqa: ANN001
+def test_yaml_file_then_overrides(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 7\nmodel:\n  pooling: max\n")
     config = load_config(path, ["train.epochs=3", "model.weights=none",
@@ -78,7 +78,7 @@ def test_custom_strategy_takes_a_list_of_known_steps() -> None:
         load_config(None, ["preprocess.strategy=custom", "preprocess.steps=[nlm, sharpen]"])
 
 
-def test_unknown_source_and_bad_yaml(tmp_path) -> None:  # noqa: ANN001
+def test_unknown_source_and_bad_yaml(tmp_path) -> None:
     with pytest.raises(ConfigError, match="neither a file nor a preset"):
         load_config("no-such-preset")
     bad = tmp_path / "bad.yaml"
@@ -102,7 +102,7 @@ def test_override_syntax() -> None:
         apply_overrides({"seed": 1}, ["seed.x=2"])
 
 
-def test_saved_config_reloads_identically(tmp_path) -> None:  # noqa: ANN001
+def test_saved_config_reloads_identically(tmp_path) -> None:
     config = with_overrides(load_config("cpu-quick"), ["train.epochs=2", "seed=7"])
     path = save_config(config, tmp_path / "out" / "config.yaml")
     assert load_config(path) == config

@@ -126,7 +126,8 @@ def cbis_ddsm_jpeg(root: RootArgument, out: OutOption, csv_dir: CsvDirOption = N
                    val_fraction: ValFractionOption = None, seed: SeedOption = None,
                    max_pixels: MaxPixelsOption = None,
                    max_file_mb: MaxFileMbOption = None) -> None:
-    """The CBIS-DDSM JPEG re-export: `ROOT/csv/dicom_info.csv` + `ROOT/jpeg/<SeriesInstanceUID>/`."""
+    """The CBIS-DDSM JPEG re-export: `ROOT/csv/dicom_info.csv` +
+    `ROOT/jpeg/<SeriesInstanceUID>/`."""
     _ingest("cbis-ddsm-jpeg", root, out, config, overrides, val_fraction, seed, max_pixels,
             max_file_mb, csv_dir=csv_dir, abnormality=abnormality.value)
 

@@ -138,7 +138,8 @@ def cv(
 @app.command()
 def features(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    manifest: Annotated[Path, typer.Argument(help="Manifest of the images (raw or pre-processed).")],
+    manifest: Annotated[Path, typer.Argument(
+        help="Manifest of the images (raw or pre-processed).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz file.")],
 ) -> None:
     """Save the pooled feature vector of every image of MANIFEST (.npz).
