@@ -25,7 +25,7 @@ venv: $(VENV)/.installed
 demo: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/mammohybrid demo --out $(DEMO_OUT)
 
-LINTED := src tests benchmarks tools experiments conftest.py
+LINTED := src tests benchmarks tools experiments conftest.py setup.py
 
 lint: venv
 	$(BIN)/ruff check $(LINTED)
