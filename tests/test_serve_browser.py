@@ -88,6 +88,7 @@ def _requested_urls(driver) -> list[str]:
     return urls
 
 
+@pytest.mark.slow
 def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -> None:  # noqa: F811
     rng = np.random.default_rng(21)
     crops = tmp_path / "crops"

@@ -148,6 +148,7 @@ class _InterruptAtEndOf(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path) -> None:
     extra = ["train.lr_schedule=cosine", "train.epochs=3", "model.branch_dropout=0.3"]
     straight = train(tiny_config(toy, *extra), tmp_path / "straight")
@@ -188,6 +189,7 @@ def test_balanced_class_weights() -> None:
         class_weights(np.array([1, 1]), "balanced")
 
 
+@pytest.mark.slow
 def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path) -> None:
     # Without augmentation, training the head on cached backbone maps is the same computation
     # as training the whole model with frozen backbones: same weights, much less work.
@@ -223,6 +225,7 @@ def test_frozen_cache_with_augmented_copies(toy, tmp_path) -> None:
     assert [a.shape for a in arrays] == [(16, 1), (1,)]  # the prediction layer alone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainable", ["all", "none"])
 def test_stop_and_resume_equals_a_straight_run(toy, tmp_path, trainable) -> None:
     extra = [f"model.trainable={trainable}", "train.augment_copies=2",
