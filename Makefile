@@ -8,7 +8,7 @@ DEMO_OUT ?= demo-output
 FUZZ_SECONDS ?= 180
 FUZZ_SEED ?=
 
-.PHONY: demo test bench fuzz venv clean
+.PHONY: demo test check lint bench fuzz venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,8 +25,18 @@ venv: $(VENV)/.installed
 demo: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/mammohybrid demo --out $(DEMO_OUT)
 
-test: venv
+LINTED := src tests benchmarks tools experiments conftest.py setup.py
+
+lint: venv
+	$(BIN)/ruff check $(LINTED)
+
+# The whole suite, lint first (CI runs this).
+test: lint
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The fast loop while editing: lint and every test not marked slow.
+check: lint
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
 
 # A large fuzz round; its last line is `fuzz mutants=<n> failing=<k>` (exit 1 if k > 0).
 fuzz: venv

@@ -57,7 +57,7 @@ def device_description() -> str:
     return "unknown"
 
 
-def timed(step, steps: int) -> float:  # noqa: ANN001 - a zero-argument callable
+def timed(step, steps: int) -> float:  # a zero-argument callable
     """Seconds per call of ``step`` after two warm-up calls (compilation)."""
     step()
     step()

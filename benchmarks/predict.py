@@ -8,9 +8,9 @@ against the raw model forward throughput on in-memory tensors, same model, same 
 
 The model is the ``paper`` preset's (ResNet50V2 + EfficientNetB7, random weights) unless
 ``--preset``/``--backbones`` say otherwise; it is saved in a run directory written here and
-loaded back through :meth:`Predictor.from_run`, exactly as ``predict`` does. The inputs are synthetic
-16-bit mass ROI crops (:func:`mammohybrid.data.synth.render_roi_crop`, 100 to 520 px like the
-synthetic CBIS-DDSM) written half as PNG, half as DICOM; the run's pre-processing is the
+loaded back through :meth:`Predictor.from_run`, exactly as ``predict`` does. The inputs are
+synthetic 16-bit mass ROI crops (:func:`mammohybrid.data.synth.render_roi_crop`, 100 to 520 px
+like the synthetic CBIS-DDSM) written half as PNG, half as DICOM; the run's pre-processing is the
 paper's median chain.
 
 - raw: :meth:`Predictor.predict_batch` over the same images, already pre-processed and in
@@ -59,7 +59,7 @@ def make_inputs(folder: Path, count: int, seed: int = 0) -> list[str]:
     return paths
 
 
-def model_config(preset: str, backbones: list[str] | None, input_size: int):  # noqa: ANN201
+def model_config(preset: str, backbones: list[str] | None, input_size: int):
     """The benchmark's model section: the preset's, with --backbones instead of its own if
     given; always random weights (nothing to download)."""
     from mammohybrid.config import load_config
@@ -70,10 +70,10 @@ def model_config(preset: str, backbones: list[str] | None, input_size: int):  # 
     return base.model_copy(update={"weights": None, "input_size": input_size}), source
 
 
-def write_run(folder: Path, model_section) -> Path:  # noqa: ANN001
+def write_run(folder: Path, model_section) -> Path:
     """A finished run directory: random-weight model, default (median) pre-processing."""
     from mammohybrid.config import Config, save_config
-    from mammohybrid.evaluation.threshold import ThresholdChoice
+    from mammohybrid.decision import ThresholdChoice
     from mammohybrid.fileio import atomic_write_json
     from mammohybrid.models import build_model
     from mammohybrid.run_dir import RunDir
@@ -159,7 +159,7 @@ def benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def sweep(predictor, paths: list[str], args: argparse.Namespace, repeats: int,  # noqa: ANN001
+def sweep(predictor, paths: list[str], args: argparse.Namespace, repeats: int,
           raw: Callable[[], None], count: int) -> None:
     """End-to-end efficiency for 1 and 2 (or --workers) workers at niceness 0 and 10."""
     print("sweep: workers niceness -> end-to-end images/s, efficiency vs raw in the same run")

@@ -5,7 +5,7 @@ development set (``../shared/data/mias-dev``: 58 non-mass lesion crops of 51 pat
     .venv/bin/python benchmarks/real_lesions.py --repeats 1         # quicker, wider intervals
     .venv/bin/python benchmarks/real_lesions.py --rows baseline,recommended
 
-Rows (every row sees the same folds: ``mammohybrid.evaluation.cv.fold_manifests``, stratified by
+Rows (every row sees the same folds: ``mammohybrid.workflows.cv.fold_manifests``, stratified by
 patient class, seed ``data.split_seed + repeat``):
 
 - ``baseline``: frozen ImageNet EfficientNet-Lite0, global average pooling, standardisation +
@@ -49,10 +49,10 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from mammohybrid.config import Config, load_config, with_overrides  # noqa: E402
 from mammohybrid.data.ingest import run_ingest  # noqa: E402
 from mammohybrid.data.manifest import read_manifest, usable_rows  # noqa: E402
-from mammohybrid.evaluation.cv import fold_manifests, run_cv  # noqa: E402
 from mammohybrid.models.hybrid import build_model  # noqa: E402
 from mammohybrid.preprocess.dataset import ensure_preprocessed  # noqa: E402
 from mammohybrid.training.linear_head import PooledFeatureCache  # noqa: E402
+from mammohybrid.workflows.cv import fold_manifests, run_cv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "mias-dev"
@@ -93,7 +93,9 @@ def cv_predictions(manifest: Path, preset: str, folds: int, repeats: int,
                    out: Path) -> pd.DataFrame:
     """Out-of-fold probabilities of ``mammohybrid cv PRESET`` (the product, resumable)."""
     config = with_overrides(load_config(preset), [f"data.manifest={manifest}"])
-    result = run_cv(config, out / f"cv-{preset}", folds=folds, repeats=repeats)
+    # Every row of this manifest is development data: the test split is folded in too.
+    result = run_cv(config, out / f"cv-{preset}", folds=folds, repeats=repeats,
+                    include_test=True)
     return pd.read_csv(result.files["oof_predictions"], dtype={"patient": str})
 
 

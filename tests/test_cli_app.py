@@ -43,7 +43,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     (["config", "show", "-s", "train.epoch=3"], "train.epoch: unknown key"),
     (["preprocess", "/no/such/manifest.csv", "--out", "/tmp/x"], "manifest not found"),
 ])
-def test_errors_are_one_line_and_debug_shows_the_traceback(args, message) -> None:  # noqa: ANN001
+def test_errors_are_one_line_and_debug_shows_the_traceback(args, message) -> None:
     result = _run(*args)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -84,3 +84,18 @@ def test_help(command):
             assert option in result.output
     if command[-1] == "mias":
         assert "--task" in result.output
+
+
+@pytest.mark.parametrize(("command", "path"), [
+    ("cbis-ddsm-jpeg", "ROOT/jpeg/<SeriesInstanceUID>/"),
+    ("folder", "ROOT/<split>/<class>/*"),
+])
+def test_help_prints_placeholders_in_paths(command: str, path: str) -> None:
+    # The help is rendered as markdown: a bare <name> would be taken for an HTML tag and dropped.
+    from typer.testing import CliRunner
+
+    from mammohybrid.cli import app
+
+    result = CliRunner().invoke(app, ["ingest", command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert path in result.output

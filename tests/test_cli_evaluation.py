@@ -80,7 +80,7 @@ def _ok(result):
 def test_help_of_every_command():
     for command, options in {"evaluate": ["--split", "--out", "--manifest", "--set"],
                              "grid": ["--out", "--manifest", "--set", "--mlflow", "--dry-run"],
-                             "cv": ["--folds", "--repeats", "--out", "--exclude-test", "--mlflow"],
+                             "cv": ["--folds", "--repeats", "--out", "--include-test", "--mlflow"],
                              "features": ["--out"]}.items():
         output = _ok(runner.invoke(app, [command, "--help"]))
         for option in options:
@@ -123,7 +123,7 @@ def test_evaluate_writes_every_artefact(trained_run, toy, tmp_path):
 
 
 def test_evaluate_new_threshold_rule_is_chosen_on_validation(trained_run, toy, tmp_path):
-    from mammohybrid.evaluation.threshold import select_threshold
+    from mammohybrid.decision import select_threshold
     from mammohybrid.models import load_model
     from mammohybrid.training import predict_manifest
 
@@ -189,7 +189,7 @@ def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_pat
 
 @pytest.mark.slow
 def test_grid_runs_resumes_after_interruption_and_summarises(raw_toy, tmp_path):
-    from mammohybrid.evaluation.grid import load_grid, run_grid
+    from mammohybrid.workflows.grid import load_grid, run_grid
 
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({
@@ -263,20 +263,22 @@ def test_grid_runs_resumes_after_interruption_and_summarises(raw_toy, tmp_path):
 
 @pytest.mark.slow
 def test_cv_runs_resumes_after_interruption_and_summarises(toy, tmp_path):
-    from mammohybrid.evaluation.cv import run_cv
+    from mammohybrid.workflows.cv import run_cv
 
     config_file = tmp_path / "cv.yaml"
     config = with_overrides(Config(), [*TINY, f"data.manifest={toy}", "data.val_fraction=0.2"])
     save_config(config, config_file)
     out = tmp_path / "cv"
     with pytest.raises(KeyboardInterrupt):  # in the second epoch of the second fold
-        run_cv(config, out, folds=3, repeats=1, callbacks=[InterruptAfter(4)])
+        run_cv(config, out, folds=3, repeats=1, include_test=True,
+               callbacks=[InterruptAfter(4)])
     fold_runs = [RunDir.at(out / "r0" / f"f{k}" / "run") for k in range(3)]
     assert fold_runs[0].is_finished() and not fold_runs[1].is_finished()
     first_model = fold_runs[0].model.stat().st_mtime_ns
 
-    output = _ok(runner.invoke(app, ["cv", str(config_file), "--folds", "3", "--out", str(out)]))
-    assert "3 fold run(s)" in output
+    output = _ok(runner.invoke(app, ["cv", str(config_file), "--folds", "3", "--out", str(out),
+                                     "--include-test"]))
+    assert "3 fold run(s)" in output and "of the test split included" in output
     assert fold_runs[0].model.stat().st_mtime_ns == first_model
     assert json.loads(fold_runs[1].info.read_text())["resumed_at_epochs"] == [1]
 
@@ -321,15 +323,15 @@ def test_train_with_mlflow_logs_params_epochs_and_files(toy, tmp_path):
 def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy, tmp_path):
     """The settings are never silently ignored: two strategies on one raw manifest train on
     two differently pre-processed datasets and give different out-of-fold predictions."""
-    from mammohybrid.evaluation.cv import run_cv
     from mammohybrid.preprocess.dataset import manifest_preprocess
     from mammohybrid.training import train
+    from mammohybrid.workflows.cv import run_cv
 
     predictions = {}
     for strategy in ("none", "median"):
         config = with_overrides(Config(), [*TINY, "train.epochs=1", f"data.manifest={raw_toy}",
                                            f"preprocess.strategy={strategy}"])
-        result = run_cv(config, tmp_path / strategy, folds=2, repeats=1)
+        result = run_cv(config, tmp_path / strategy, folds=2, repeats=1, include_test=True)
         oof = pd.read_csv(result.files["oof_predictions"])
         predictions[strategy] = oof.assign(name=oof["image"].map(lambda p: Path(p).name))
         used = Path(result.summary["manifest"])
@@ -341,3 +343,57 @@ def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy,
     merged = predictions["none"].merge(predictions["median"], on="name")
     assert len(merged) == 48
     assert not np.allclose(merged["probability_x"], merged["probability_y"])
+
+
+@pytest.mark.parametrize("include_test", [False, True])
+def test_cv_leaves_the_test_split_out_unless_asked(toy, tmp_path, monkeypatch, include_test):
+    """The manifest's test split is kept for a final evaluation: cv folds it in only with
+    --include-test, and says which rows it used. (Training is stubbed: only the rows count.)"""
+    import mammohybrid.workflows.cv as cv_module
+
+    def fold_without_training(folder, fold_frame, config, callbacks, tracking_uri, parent):
+        held_out = fold_frame[fold_frame["split"] == "test"]
+        predictions = pd.DataFrame({"image": held_out["image_path"].astype(str),
+                                    "patient": held_out["patient_id"].astype(str),
+                                    "label": held_out["label"],
+                                    "probability": np.linspace(0, 1, len(held_out))})
+        return predictions, dict.fromkeys(METRIC_NAMES, 0.5)
+
+    monkeypatch.setattr(cv_module, "_run_fold", fold_without_training)
+    test_images = set(read_manifest(toy).query("split == 'test'")["image_path"].astype(str))
+    config_file = save_config(with_overrides(Config(), [*TINY, f"data.manifest={toy}"]),
+                              tmp_path / "cv.yaml")
+    args = ["cv", str(config_file), "--folds", "3", "--out", str(tmp_path / "cv"),
+            *(["--include-test"] if include_test else [])]
+    output = _ok(runner.invoke(app, args))
+    oof = pd.read_csv(tmp_path / "cv" / "oof_predictions.csv")
+    summary = json.loads((tmp_path / "cv" / "cv_summary.json").read_text())
+    if include_test:
+        assert len(oof) == 48 and test_images <= set(oof["image"])
+        assert "12 of the test split included" in output
+    else:
+        assert len(oof) == 36 and not test_images & set(oof["image"])
+        assert "test split (12 left out)" in output
+    assert summary["rows"] in output
+
+
+@pytest.mark.slow
+def test_cv_keeps_tensorflows_chatter_off_the_terminal(toy, tmp_path):
+    """Neither TensorFlow's start-up lines (oneDNN, CPU features, absl) nor its retracing
+    warnings (several models predicting in one process) reach the terminal."""
+    import os
+    import subprocess
+    import sys
+
+    config_file = save_config(with_overrides(Config(), [*TINY, f"data.manifest={toy}",
+                                                        "train.epochs=1"]), tmp_path / "cv.yaml")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from mammohybrid.cli import main; main()", "cv",
+         str(config_file), "--folds", "2", "--out", str(tmp_path / "cv")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "2 fold run(s)" in done.stdout
+    terminal = done.stdout + done.stderr
+    for chatter in ("retracing", "oneDNN", "cpu_feature_guard", "absl", "WARNING:tensorflow"):
+        assert chatter not in terminal

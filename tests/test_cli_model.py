@@ -51,6 +51,7 @@ def test_summary_of_a_config_file_with_overrides(tmp_path: Path) -> None:
     assert both.returncode != 0 and "not both" in both.stderr
 
 
+@pytest.mark.slow
 def test_train_writes_a_finished_run_directory(tmp_path: Path) -> None:
     from mammohybrid.training.toydata import make_toy_dataset
 

@@ -18,7 +18,7 @@ TINY = ["model.backbones=[tinycnn]", "model.weights=none", "model.trainable=all"
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch) -> None:
     # A relative output folder, as `make demo` gives it.
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"
@@ -59,7 +59,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch) -> None:  # noq
 
 
 def test_the_training_strategy_alone_is_the_ensembles_baseline() -> None:
-    from mammohybrid.demo import ENSEMBLES, _ensemble_section, ensembles
+    from mammohybrid.workflows.demo import ENSEMBLES, _ensemble_section, ensembles
 
     assert ensembles("median") == list(ENSEMBLES)
     compared = ensembles("wiener")  # a model trained on Wiener-filtered images

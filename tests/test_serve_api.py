@@ -48,7 +48,7 @@ def predictor(run_dir: Path) -> Predictor:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def client(predictor: Predictor, run_dir: Path):  # noqa: ANN201, F811
+def client(predictor: Predictor, run_dir: Path):  # noqa: F811
     with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS)) as test_client:
         yield test_client
 
@@ -97,7 +97,7 @@ def png_declaring(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1))) + chunk(b"IEND", b""))
 
 
-def upload(client, paths: list[Path]):  # noqa: ANN001, ANN201
+def upload(client, paths: list[Path]):
     """POST ``paths`` to /api/predict as the page does."""
     files = [("files", (path.name, path.read_bytes(), "application/octet-stream"))
              for path in paths]
@@ -116,8 +116,8 @@ def predict_command_csv(run: Path, paths: list[Path], tmp_path: Path,
     return out.read_text(encoding="utf-8")
 
 
-def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_dir, predictor,  # noqa: ANN001, F811
-                                                            tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_dir, predictor,  # noqa: F811
+                                                            tmp_path, monkeypatch) -> None:
     paths = [crops[name] for name in ("dicom", "png", "pgm", "jpeg")]
     response = upload(client, paths)
     assert response.status_code == 200, response.text
@@ -136,7 +136,7 @@ def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_d
         assert result["kept_fraction"] == pytest.approx(row["kept_fraction"])
 
 
-def test_each_result_has_the_pipeline_strip_and_gradcam(client, crops, predictor) -> None:  # noqa: ANN001
+def test_each_result_has_the_pipeline_strip_and_gradcam(client, crops, predictor) -> None:
     result = upload(client, [crops["dicom"]]).json()["results"][0]
     # The tiny run uses the gaussian strategy.
     assert [step["title"] for step in result["steps"]] == [
@@ -166,8 +166,8 @@ def _decoded(uri: str) -> np.ndarray:
     return image
 
 
-def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops, run_dir,  # noqa: ANN001, F811
-                                                                   tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops, run_dir,  # noqa: F811
+                                                                   tmp_path, monkeypatch) -> None:
     names = ["text", "png", "corrupt_dicom", "bomb", "oversize"]
     response = upload(client, [crops[name] for name in names])
     assert response.status_code == 200, response.text
@@ -188,7 +188,7 @@ def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops
     assert upload(client, [crops["png"]]).json()["results"][0]["error"] == ""
 
 
-def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: ANN001, F811
+def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: F811
     limits = UploadLimits(max_pixels=60 * 60)
     with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
         results = upload(small, [crops["dicom"], crops["tiny"]]).json()["results"]
@@ -202,7 +202,7 @@ def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: ANN001, F811
     assert list(frame["path"]) == ["mass.dcm"] and frame["error"][0].startswith("mass.dcm:")
 
 
-def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:  # noqa: ANN001, F811
+def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:  # noqa: F811
     paths = [crops["dicom"], crops["png"]]
     with Predictor.from_run(run_dir, ["median", "wiener"]) as ensemble, \
             fastapi_testclient.TestClient(app_for_run(ensemble, run_dir, LIMITS)) as client:
@@ -224,8 +224,8 @@ def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> N
         assert "median filter" in [step["title"] for step in result["steps"]]
 
 
-def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crops,  # noqa: ANN001
-                                                                   monkeypatch) -> None:  # noqa: ANN001
+def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crops,
+                                                                   monkeypatch) -> None:
     from mammohybrid.serve import analysis
 
     class DecoderPanic(BaseException):
@@ -244,7 +244,7 @@ def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crop
     assert results[1]["error"] == "" and results[1]["probability"] is not None
 
 
-def test_tiny_images_and_empty_rois_are_warned_about(client, crops) -> None:  # noqa: ANN001
+def test_tiny_images_and_empty_rois_are_warned_about(client, crops) -> None:
     result = upload(client, [crops["tiny"]]).json()["results"][0]
     assert result["error"] == ""
     assert any(w.startswith("tiny image: 7x6 px") for w in result["warnings"])
@@ -253,7 +253,7 @@ def test_tiny_images_and_empty_rois_are_warned_about(client, crops) -> None:  # 
     assert any(w.startswith("ROI empty: no pixel above 193") for w in dark["warnings"])
 
 
-def test_request_limits(client, crops, tmp_path) -> None:  # noqa: ANN001
+def test_request_limits(client, crops, tmp_path) -> None:
     assert client.post("/api/predict", files=[]).status_code == 400
     too_many = upload(client, [crops["png"]] * (LIMITS.max_files + 1))
     assert too_many.status_code == 400 and "Too many files" in too_many.json()["error"]
@@ -269,7 +269,7 @@ def test_a_streamed_body_over_the_limit_gets_413() -> None:
 
     from mammohybrid.serve.app import BodyLimit
 
-    async def reader(scope, receive, send) -> None:  # noqa: ANN001 - an ASGI app
+    async def reader(scope, receive, send) -> None:  # an ASGI app
         while (await receive()).get("more_body"):
             pass
         raise AssertionError("the whole body was read")
@@ -289,7 +289,7 @@ def test_a_streamed_body_over_the_limit_gets_413() -> None:
     assert len(chunks) == 2  # stopped at the third chunk
 
 
-def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -297,7 +297,7 @@ def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None: 
     assert list(scratch.iterdir()) == []
 
 
-def test_run_summary(client, predictor, run_dir, tmp_path) -> None:  # noqa: ANN001, F811
+def test_run_summary(client, predictor, run_dir, tmp_path) -> None:  # noqa: F811
     run = client.get("/api/run").json()
     threshold = json.loads((run_dir / "threshold.json").read_text())
     assert run["threshold"] == threshold
@@ -324,7 +324,7 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:  # noqa: ANN
     assert [auc["low"], auc["high"]] == metrics["auc_ci95"]
 
 
-def test_the_page_loads_nothing_from_outside(client) -> None:  # noqa: ANN001
+def test_the_page_loads_nothing_from_outside(client) -> None:
     response = client.get("/")
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
     page = response.text
@@ -351,12 +351,12 @@ def test_the_page_loads_nothing_from_outside(client) -> None:  # noqa: ANN001
         assert url.startswith("/api/"), url
 
 
-def test_interactive_docs_are_off(client) -> None:  # noqa: ANN001
+def test_interactive_docs_are_off(client) -> None:
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(path).status_code == 404
 
 
-def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  # noqa: ANN001, F811
+def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  # noqa: F811
     import importlib.util
 
     real = importlib.util.find_spec
@@ -370,7 +370,7 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  #
 
 
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
-def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,  # noqa: ANN001, F811
+def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,  # noqa: F811
                                                              host: str, warned: bool) -> None:
     import uvicorn
 
@@ -395,7 +395,7 @@ def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch
             "max_file_bytes": 2 * 2**20, "max_files": 3, "max_pixels": 500_000}
 
 
-def test_not_a_run_is_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_not_a_run_is_one_line(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", str(tmp_path), "--port", str(free_port())])
     assert exit_info.value.code == 1
@@ -403,7 +403,7 @@ def test_not_a_run_is_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
     assert "not a run directory (no config.yaml)" in error and "Traceback" not in error
 
 
-def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:  # noqa: ANN001, F811
+def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:  # noqa: F811
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as exit_info:

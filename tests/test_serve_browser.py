@@ -79,7 +79,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def _requested_urls(driver) -> list[str]:  # noqa: ANN001
+def _requested_urls(driver) -> list[str]:
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
@@ -88,7 +88,8 @@ def _requested_urls(driver) -> list[str]:  # noqa: ANN001
     return urls
 
 
-def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -> None:  # noqa: ANN001, F811
+@pytest.mark.slow
+def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -> None:  # noqa: F811
     rng = np.random.default_rng(21)
     crops = tmp_path / "crops"
     files = [write_dicom(crops / "mass.dcm", render_roi_crop(rng, 90, malignant=True),
@@ -174,7 +175,7 @@ def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -
     assert outside == []
 
 
-def test_the_command_refuses_a_bomb_from_its_header(server) -> None:  # noqa: ANN001
+def test_the_command_refuses_a_bomb_from_its_header(server) -> None:
     """``--max-megapixels`` reaches the read budget: a PNG declaring 400 million pixels is
     refused from its header, before decoding, at the server's own limit."""
     import httpx

@@ -20,6 +20,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -39,6 +40,16 @@ def _odd(value: int | None) -> int | None:
 
 # Window and kernel sizes: OpenCV (and MATLAB) centre them on a pixel.
 OddInt = Annotated[int, AfterValidator(_odd)]
+
+
+def _yaml_boolean_as_word(value: Any) -> Any:
+    # YAML 1.1 reads a bare on/off/yes/no as a boolean: `mode: off` arrives as False.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+# Put before the Literal of every choice that offers ``off`` or ``on``, so that the YAML boolean
+# turns back into the word that was written.
+YamlWord = BeforeValidator(_yaml_boolean_as_word)
 
 
 class _Section(BaseModel):
@@ -93,7 +104,7 @@ class ROIConfig(_Section):
     threshold (a dark lesion is then masked like the others), or ``error``.
     """
 
-    mode: Literal["fixed", "percentile", "otsu", "off"] = "fixed"
+    mode: Annotated[Literal["fixed", "percentile", "otsu", "off"], YamlWord] = "fixed"
     threshold: int = Field(193, ge=0, le=254)
     percentile: float = Field(50.0, gt=0, lt=100)
     empty_policy: Literal["keep", "fallback", "otsu", "error"] = "keep"
@@ -235,7 +246,7 @@ class TrainConfig(_Section):
     nesterov: bool = True
     class_weight: Literal["none", "balanced"] = "none"
     cache: bool = Field(True, description="cache decoded images in memory (tf.data)")
-    feature_cache: Literal["auto", "off"] = Field(
+    feature_cache: Annotated[Literal["auto", "off"], YamlWord] = Field(
         "auto", description="frozen backbones: train the head on cached features")
     augment_copies: int = Field(
         4, ge=1, le=100,
@@ -252,7 +263,7 @@ class TrainConfig(_Section):
         5, ge=2, le=20, description="patient-grouped folds of the logistic head's inner "
                                     "cross-validation (fewer when a class has fewer patients)")
     distribute: bool = False
-    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    mixed_precision: Annotated[Literal["auto", "on", "off"], YamlWord] = "auto"
     deterministic: bool = Field(
         True, description="deterministic TensorFlow ops: same seed, same weights; exact "
                           "--resume (switch off for speed on a GPU)")
@@ -263,12 +274,6 @@ class TrainConfig(_Section):
         if any(not value > 0 for value in values):
             raise ValueError("every value must be > 0")
         return values
-
-    @field_validator("feature_cache", "mixed_precision", mode="before")
-    @classmethod
-    def _yaml_on_off(cls, value: Any) -> Any:
-        # YAML 1.1 reads a bare on/off as a boolean: `feature_cache: off` arrives as False.
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -389,7 +394,7 @@ class _StrictYAMLLoader(yaml.SafeLoader):
     only (``0x1F``, ``0o17``, ``017``, ``1_000`` and ``1:30`` stay text, which an integer key
     then refuses), and aliases (``*name``, the way to a billion-laughs bomb) are refused."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML's API
+    def compose_node(self, parent: Any, index: Any) -> Any:  # PyYAML's API
         if self.check_event(yaml.events.AliasEvent):
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
@@ -414,7 +419,7 @@ _StrictYAMLLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def load_yaml(text: str, label: str) -> Any:  # noqa: ANN401 - any YAML value
+def load_yaml(text: str, label: str) -> Any:  # any YAML value
     """Parse YAML with :class:`_StrictYAMLLoader`; :class:`ConfigError` naming ``label``."""
     try:
         return yaml.load(text, Loader=_StrictYAMLLoader)  # noqa: S506 - a SafeLoader

@@ -3,6 +3,8 @@ the key named, and the saved copy that reloads to the same config."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mammohybrid.config import (
@@ -28,7 +30,7 @@ def test_defaults_are_the_papers_settings() -> None:
     assert config.evaluate.fixed_threshold == 0.5
 
 
-def test_yaml_file_then_overrides(tmp_path) -> None:  # noqa: ANN001
+def test_yaml_file_then_overrides(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 7\nmodel:\n  pooling: max\n")
     config = load_config(path, ["train.epochs=3", "model.weights=none",
@@ -76,7 +78,7 @@ def test_custom_strategy_takes_a_list_of_known_steps() -> None:
         load_config(None, ["preprocess.strategy=custom", "preprocess.steps=[nlm, sharpen]"])
 
 
-def test_unknown_source_and_bad_yaml(tmp_path) -> None:  # noqa: ANN001
+def test_unknown_source_and_bad_yaml(tmp_path) -> None:
     with pytest.raises(ConfigError, match="neither a file nor a preset"):
         load_config("no-such-preset")
     bad = tmp_path / "bad.yaml"
@@ -100,7 +102,24 @@ def test_override_syntax() -> None:
         apply_overrides({"seed": 1}, ["seed.x=2"])
 
 
-def test_saved_config_reloads_identically(tmp_path) -> None:  # noqa: ANN001
+def test_saved_config_reloads_identically(tmp_path) -> None:
     config = with_overrides(load_config("cpu-quick"), ["train.epochs=2", "seed=7"])
     path = save_config(config, tmp_path / "out" / "config.yaml")
     assert load_config(path) == config
+
+
+@pytest.mark.parametrize("source", ["override", "yaml"])
+def test_off_and_on_choices_survive_yamls_booleans(source: str, tmp_path: Path) -> None:
+    # YAML 1.1 reads a bare off/on as a boolean; every choice offering the word must take it.
+    settings = {"preprocess.roi.mode": "off", "train.feature_cache": "off",
+                "train.mixed_precision": "on"}
+    if source == "override":
+        config = load_config(None, [f"{key}={value}" for key, value in settings.items()])
+    else:
+        path = tmp_path / "config.yaml"
+        path.write_text("preprocess:\n  roi:\n    mode: off\n"
+                        "train:\n  feature_cache: off\n  mixed_precision: on\n")
+        config = load_config(path)
+    assert config.preprocess.roi.mode == "off"
+    assert config.train.feature_cache == "off"
+    assert config.train.mixed_precision == "on"

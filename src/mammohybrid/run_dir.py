@@ -17,7 +17,7 @@ from mammohybrid.errors import MammohybridError, RunNotFinishedError
 
 if TYPE_CHECKING:
     from mammohybrid.config import Config
-    from mammohybrid.evaluation.threshold import ThresholdChoice
+    from mammohybrid.decision import ThresholdChoice
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class RunDir:
         not NaN) and whose ``method`` and ``split`` are text; anything else is a one-line
         :class:`MammohybridError` naming the file and the key."""
         from mammohybrid.config import read_text_file
-        from mammohybrid.evaluation.threshold import ThresholdChoice
+        from mammohybrid.decision import ThresholdChoice
 
         if not self.threshold.is_file():
             return None

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from mammohybrid.config import load_config, save_config
+from mammohybrid.decision import ThresholdChoice
 from mammohybrid.errors import MammohybridError, RunNotFinishedError
-from mammohybrid.evaluation.threshold import ThresholdChoice
 from mammohybrid.run_dir import RunDir
 
 
-def test_unfinished_and_finished_runs(tmp_path) -> None:  # noqa: ANN001
+def test_unfinished_and_finished_runs(tmp_path) -> None:
     run = RunDir.at(tmp_path)
     with pytest.raises(RunNotFinishedError, match="no config.yaml"):
         run.load_config()
@@ -27,7 +27,7 @@ def test_unfinished_and_finished_runs(tmp_path) -> None:  # noqa: ANN001
     assert run.load_config() == config
 
 
-def test_threshold_round_trip_and_malformed_file(tmp_path) -> None:  # noqa: ANN001
+def test_threshold_round_trip_and_malformed_file(tmp_path) -> None:
     run = RunDir.at(tmp_path)
     assert run.load_threshold() is None
     choice = ThresholdChoice(0.42, "youden", "val", "max J")

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 
-def _fake_torch_global(module: str, name: str) -> Any:  # noqa: ANN401
+def _fake_torch_global(module: str, name: str) -> Any:
     """A callable that pickles as the global ``module.name`` (torch is not installed)."""
 
-    def stand_in(*args: Any) -> None:  # noqa: ANN401
+    def stand_in(*args: Any) -> None:
         raise AssertionError("never called: only pickled")
 
     stand_in.__module__, stand_in.__qualname__, stand_in.__name__ = module, name, name
@@ -35,7 +35,7 @@ class _Tensor:
 
 
 @pytest.fixture
-def torch_zip_checkpoint(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def torch_zip_checkpoint(monkeypatch: pytest.MonkeyPatch):
     """``write(path, shape, stride, storage_elements)``: a zip ``torch.save`` file holding one
     float32 tensor ``w`` with that shape and stride over a storage of that many elements."""
     torch = types.ModuleType("torch")
@@ -50,7 +50,7 @@ def torch_zip_checkpoint(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
         storage = ("storage", torch.FloatStorage, "0", "cpu", storage_elements)
 
         class Pickler(pickle.Pickler):
-            def persistent_id(self, obj: Any) -> Any:  # noqa: ANN401
+            def persistent_id(self, obj: Any) -> Any:
                 return obj if isinstance(obj, tuple) and obj[:1] == ("storage",) else None
 
         import io

@@ -99,7 +99,7 @@ def test_malformed_threshold_files_are_one_line_errors(tmp_path: Path, text: str
         run.load_threshold()
 
 
-def test_unsafe_yaml_tags_are_refused_and_run_nothing(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_unsafe_yaml_tags_are_refused_and_run_nothing(tmp_path: Path, monkeypatch) -> None:
     """A good case of issue 12 that must stay good."""
     import os
 

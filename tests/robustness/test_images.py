@@ -27,14 +27,14 @@ def test_a_good_png_is_read_without_warnings(tmp_path: Path) -> None:
 
 
 def test_a_panic_from_a_native_dicom_plugin_becomes_an_image_error(tmp_path: Path,
-                                                                   monkeypatch) -> None:  # noqa: ANN001
+                                                                   monkeypatch) -> None:
     """Issue 17 item 1: pyo3_runtime.PanicException derives from BaseException."""
     import pydicom.dataset
 
     class PanicException(BaseException):
         pass
 
-    def panics(self) -> None:  # noqa: ANN001
+    def panics(self) -> None:
         raise PanicException("index out of bounds: the len is 20000 but the index is 20000")
 
     path = write_dicom(tmp_path / "rle.dcm", small_crop().astype(np.uint16) * 257,
@@ -46,7 +46,7 @@ def test_a_panic_from_a_native_dicom_plugin_becomes_an_image_error(tmp_path: Pat
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
-def test_ctrl_c_and_exit_are_never_swallowed(tmp_path: Path, monkeypatch,  # noqa: ANN001
+def test_ctrl_c_and_exit_are_never_swallowed(tmp_path: Path, monkeypatch,
                                              interrupt: type[BaseException]) -> None:
     from mammohybrid import imaging
 
@@ -122,7 +122,7 @@ def test_a_1x1_image_is_read_with_a_warning(tmp_path: Path) -> None:
                                 "almost nothing"]
 
 
-def test_decoder_chatter_goes_to_the_error_not_the_terminal(tmp_path: Path, capfd) -> None:  # noqa: ANN001
+def test_decoder_chatter_goes_to_the_error_not_the_terminal(tmp_path: Path, capfd) -> None:
     """Issue 17 item 7: libpng/OpenCV lines for files already reported in the CSV."""
     data = bytearray(png_bytes(small_crop(shape=(64, 64))))
     idat = data.index(b"IDAT") + 4
@@ -209,7 +209,7 @@ def test_threads_reading_at_once_leave_stderr_where_it_was(tmp_path: Path) -> No
     assert all("bad.png" in message and size == 64 * 48 for message, size in results)
 
 
-def test_a_pydicom_warning_becomes_a_row_warning(tmp_path: Path, capfd) -> None:  # noqa: ANN001
+def test_a_pydicom_warning_becomes_a_row_warning(tmp_path: Path, capfd) -> None:
     """pydicom warns (and still decodes) about excess pixel data: the message belongs to that
     image's row, not to the terminal."""
     import pydicom

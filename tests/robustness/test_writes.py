@@ -70,7 +70,7 @@ def test_a_truncated_png_with_an_ok_journal_line_is_redone(tmp_path: Path) -> No
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path):  # noqa: ANN201
+def tiny_disk(tmp_path: Path):
     """A 48 KB tmpfs (root only): where a full disk can really happen."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")

@@ -7,6 +7,7 @@ commands so that ``--help`` is instant.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -107,6 +108,15 @@ def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Co
     return load_config(config, overrides or [])
 
 
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's chatter off the terminal (``--debug`` shows it): the C++ start-up lines
+    (oneDNN, CPU features, absl) and the Python warnings (``tf.function`` retracing). Done before
+    TensorFlow is imported: the C++ level is read once, at import."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: errors become one line on stderr and a non-zero exit code.
 
@@ -118,8 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     from mammohybrid.progress import console
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a terminal.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not debug:
+        _quiet_tensorflow()
     try:
         app(args=argv)
     except Exception as error:  # noqa: BLE001 - the one place every error is turned into a line

@@ -126,7 +126,8 @@ def cbis_ddsm_jpeg(root: RootArgument, out: OutOption, csv_dir: CsvDirOption = N
                    val_fraction: ValFractionOption = None, seed: SeedOption = None,
                    max_pixels: MaxPixelsOption = None,
                    max_file_mb: MaxFileMbOption = None) -> None:
-    """The CBIS-DDSM JPEG re-export: ROOT/csv/dicom_info.csv + ROOT/jpeg/<SeriesInstanceUID>/."""
+    """The CBIS-DDSM JPEG re-export: `ROOT/csv/dicom_info.csv` +
+    `ROOT/jpeg/<SeriesInstanceUID>/`."""
     _ingest("cbis-ddsm-jpeg", root, out, config, overrides, val_fraction, seed, max_pixels,
             max_file_mb, csv_dir=csv_dir, abnormality=abnormality.value)
 
@@ -148,7 +149,7 @@ def mias(root: RootArgument, out: OutOption,
 
 @ingest_app.command("folder")
 def folder(root: Annotated[Path, typer.Argument(
-               help="ROOT/benign|malignant/*, ROOT/<split>/<class>/*, or a CSV file with "
+               help="`ROOT/benign|malignant/*`, `ROOT/<split>/<class>/*`, or a CSV file with "
                     "path, label and patient columns.")],
            out: OutOption, config: ConfigOption = None, overrides: SetOption = None,
            val_fraction: ValFractionOption = None, seed: SeedOption = None,

@@ -74,7 +74,7 @@ def grid(
     Run the same command again to resume: finished cells are skipped, an interrupted one
     resumes from its last epoch. --set applies to every cell (e.g. --set train.epochs=5).
     """
-    from mammohybrid.evaluation.grid import load_grid, run_grid
+    from mammohybrid.workflows.grid import load_grid, run_grid
 
     spec = load_grid(grid_file, overrides or [], manifest)
     if dry_run:
@@ -105,8 +105,9 @@ def cv(
     repeats: Annotated[int, typer.Option("--repeats", "-r", min=1,
                                          help="Repeats with new fold assignments.")] = 1,
     manifest: ManifestOption = None,
-    exclude_test: Annotated[bool, typer.Option(
-        "--exclude-test", help="Leave the manifest's test split out of the folds entirely.")]
+    include_test: Annotated[bool, typer.Option(
+        "--include-test", help="Fold the manifest's test split in too (default: left out, "
+                               "kept for a final, untouched evaluation).")]
     = False,
     overrides: SetOption = None,
     mlflow: MlflowOption = None,
@@ -117,15 +118,16 @@ def cv(
     Validation for model selection and the threshold comes from the training folds only. A raw
     manifest is pre-processed once with the config's settings (cached beside it).
     """
-    from mammohybrid.evaluation.cv import run_cv
     from mammohybrid.evaluation.metrics import METRIC_NAMES
+    from mammohybrid.workflows.cv import run_cv
 
     resolved = resolve_config(config, overrides)
     result = run_cv(resolved, out, folds or resolved.data.n_folds, repeats, manifest,
-                    exclude_test, tracking_uri=mlflow)
+                    include_test, tracking_uri=mlflow)
     summary = result.summary
     typer.echo(f"{summary['n_runs']} fold run(s) ({summary['n_folds']} folds x "
                f"{summary['n_repeats']} repeats)")
+    typer.echo(f"rows used: {summary['rows']}")
     for name in METRIC_NAMES:
         mean, std = summary[f"{name}_mean"], summary[f"{name}_std"]
         typer.echo(f"  {name:<16} mean {'n/a' if mean is None else f'{mean:.3f}':>6}  "
@@ -136,7 +138,8 @@ def cv(
 @app.command()
 def features(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    manifest: Annotated[Path, typer.Argument(help="Manifest of the images (raw or pre-processed).")],
+    manifest: Annotated[Path, typer.Argument(
+        help="Manifest of the images (raw or pre-processed).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz file.")],
 ) -> None:
     """Save the pooled feature vector of every image of MANIFEST (.npz).

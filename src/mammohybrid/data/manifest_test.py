@@ -10,7 +10,7 @@ from mammohybrid.data.manifest import read_manifest, split_summary, write_manife
 from mammohybrid.errors import ManifestError
 
 
-def _frame(folder) -> pd.DataFrame:  # noqa: ANN001
+def _frame(folder) -> pd.DataFrame:
     return pd.DataFrame({
         "image_path": [str(folder / "img" / f"{k}.png") for k in range(4)],
         "label": [0, 1, 1, 0],
@@ -22,7 +22,7 @@ def _frame(folder) -> pd.DataFrame:  # noqa: ANN001
     })
 
 
-def test_write_then_read_round_trip(tmp_path) -> None:  # noqa: ANN001
+def test_write_then_read_round_trip(tmp_path) -> None:
     path = write_manifest(_frame(tmp_path), tmp_path / "manifest.csv")
     on_disk = pd.read_csv(path)
     assert list(on_disk.columns[:4]) == ["image_path", "label", "pathology", "patient_id"]
@@ -33,7 +33,7 @@ def test_write_then_read_round_trip(tmp_path) -> None:  # noqa: ANN001
     assert frame["label"].tolist() == [0, 1, 1, 0]
 
 
-def test_paths_relative_to_the_working_directory(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_paths_relative_to_the_working_directory(tmp_path, monkeypatch) -> None:
     # An ingest given a relative ROOT builds paths relative to the working directory.
     monkeypatch.chdir(tmp_path)
     frame = _frame(tmp_path).assign(image_path=[f"data/img/{k}.png" for k in range(4)])
@@ -42,7 +42,7 @@ def test_paths_relative_to_the_working_directory(tmp_path, monkeypatch) -> None:
     assert read_manifest(path)["image_path"][0] == str(tmp_path.resolve() / "data/img/0.png")
 
 
-def test_paths_far_outside_stay_absolute(tmp_path) -> None:  # noqa: ANN001
+def test_paths_far_outside_stay_absolute(tmp_path) -> None:
     frame = _frame(tmp_path).assign(image_path="/elsewhere/entirely/x.png")
     path = write_manifest(frame, tmp_path / "a" / "b" / "c" / "manifest.csv")
     assert pd.read_csv(path)["image_path"][0] == "/elsewhere/entirely/x.png"
@@ -53,14 +53,14 @@ def test_paths_far_outside_stay_absolute(tmp_path) -> None:  # noqa: ANN001
     (lambda f: f.assign(label=[0, 1, 2, 0]), "label must be 0 or 1"),
     (lambda f: f.assign(split=["train", "dev", "val", "test"]), "split must be one of"),
 ])
-def test_invalid_manifests_are_refused(tmp_path, change, message) -> None:  # noqa: ANN001
+def test_invalid_manifests_are_refused(tmp_path, change, message) -> None:
     path = tmp_path / "m.csv"
     change(_frame(tmp_path)).to_csv(path, index=False)
     with pytest.raises(ManifestError, match=message):
         read_manifest(path)
 
 
-def test_missing_and_unreadable_files(tmp_path) -> None:  # noqa: ANN001
+def test_missing_and_unreadable_files(tmp_path) -> None:
     with pytest.raises(ManifestError, match="not found"):
         read_manifest(tmp_path / "none.csv")
     with pytest.raises(ManifestError, match="missing column"):
@@ -68,7 +68,7 @@ def test_missing_and_unreadable_files(tmp_path) -> None:  # noqa: ANN001
     assert not (tmp_path / "m.csv").exists()
 
 
-def test_split_summary_counts_images_lesions_patients(tmp_path) -> None:  # noqa: ANN001
+def test_split_summary_counts_images_lesions_patients(tmp_path) -> None:
     table = split_summary(_frame(tmp_path))
     rows = {(r.split, r[2]): (r.images, r.lesions, r.patients) for r in table.itertuples()}
     assert rows[("train", "all")] == (2, 1, 1)

@@ -19,12 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mammohybrid.evaluation.metrics import (
-    METRIC_NAMES,
-    metrics_from_counts,
-    predict_labels,
-    weighted_auc,
-)
+from mammohybrid.decision import predict_labels
+from mammohybrid.evaluation.metrics import METRIC_NAMES, metrics_from_counts, weighted_auc
 
 # Upper bound on the size of one block of the weight matrix (resamples x images), to keep
 # memory flat for large test sets (8 bytes each: 32 MB).

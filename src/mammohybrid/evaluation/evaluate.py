@@ -26,17 +26,16 @@ import pandas as pd
 
 from mammohybrid.config import Config, EvaluateConfig, save_config, with_overrides
 from mammohybrid.data.manifest import SPLITS, read_manifest, usable_rows
+from mammohybrid.decision import ThresholdChoice, predict_labels, select_threshold
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.evaluation.bootstrap import bootstrap_intervals
 from mammohybrid.evaluation.metrics import (
     PAPER_EQ6_NOTE,
     Confusion,
     compute_metrics,
-    predict_labels,
 )
 from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_roc
 from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
-from mammohybrid.evaluation.threshold import ThresholdChoice, select_threshold
 from mammohybrid.fileio import atomic_open, atomic_write_json
 from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.run_dir import RunDir

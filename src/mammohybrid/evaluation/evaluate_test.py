@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from mammohybrid.config import Config, save_config, with_overrides
+from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.evaluation.evaluate import (
     PREDICTION_COLUMNS,
     choose_threshold,
@@ -15,7 +16,6 @@ from mammohybrid.evaluation.evaluate import (
 )
 from mammohybrid.evaluation.metrics import compute_metrics
 from mammohybrid.evaluation.report import DatasetSummary
-from mammohybrid.evaluation.threshold import ThresholdChoice, select_threshold
 from mammohybrid.run_dir import RunDir
 
 

@@ -6,18 +6,18 @@ Every metric is computed from the confusion counts by one vectorised function
 
 A case is predicted malignant when its probability is **at or above** the threshold
 (``probability >= threshold``), the convention of :func:`sklearn.metrics.roc_curve` and therefore
-of the thresholds chosen on validation (:mod:`mammohybrid.evaluation.threshold`).
+of the thresholds chosen on validation (:mod:`mammohybrid.decision`).
 
 Undefined metrics (the convention, identical to scikit-learn's with ``zero_division=0``):
 
 - a ratio whose denominator is zero (sensitivity without malignant cases, specificity without
   benign cases, precision when nothing is predicted malignant, F1 when there is neither a
-  malignant case nor a malignant prediction, accuracy of an empty set) is reported as
-  ``zero_division`` (0.0 by default);
-- the AUC of a set holding a single class is NaN (written ``null`` in JSON): no number would be
-  honest there;
-- every undefined metric is named in :attr:`Metrics.undefined` with the reason, and reports show
-  the reason instead of a bare number.
+  malignant case nor a malignant prediction, accuracy of an empty set) is ``zero_division``
+  (0.0 by default) in :class:`Metrics` values;
+- the AUC of a set holding a single class is NaN: no number would be honest there;
+- every undefined metric is named in :attr:`Metrics.undefined` with the reason; in JSON
+  (:meth:`Metrics.to_dict`, ``metrics.json``) it is ``null``, and reports show the reason instead
+  of a number.
 
 ``paper_eq6_score`` is the paper's Eq. 6, 2·specificity·precision / (specificity + precision).
 The paper calls it F1; it is not (F1 is 2·precision·recall / (precision + recall)). It is kept,
@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from mammohybrid.decision import predict_labels
 
 # The metrics every evaluation reports, in the order reports show them.
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "precision", "f1", "auc",
@@ -59,11 +61,6 @@ _UNDEFINED_REASONS = {
     "auc": "needs both classes",
     "paper_eq6_score": "specificity or precision undefined, or both zero",
 }
-
-
-def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """1 (malignant) where ``probability >= threshold``, else 0."""
-    return (np.asarray(probabilities, dtype=float) >= threshold).astype(int)
 
 
 @dataclass(frozen=True)
@@ -176,8 +173,11 @@ class Metrics:
         return self.values[name]
 
     def to_dict(self) -> dict[str, object]:
-        """Flat JSON-ready mapping: metric values (NaN -> None), threshold, counts, undefined."""
-        out: dict[str, object] = {name: _json_float(self.values[name]) for name in METRIC_NAMES}
+        """Flat JSON-ready mapping: metric values (undefined ones None, their reason under
+        ``undefined``), threshold, counts."""
+        out: dict[str, object] = {
+            name: None if name in self.undefined else _json_float(self.values[name])
+            for name in METRIC_NAMES}
         out.update(threshold=self.threshold, n=self.n, n_malignant=self.n_malignant,
                    n_benign=self.n_benign, confusion_matrix=self.confusion.to_dict(),
                    undefined=dict(self.undefined))

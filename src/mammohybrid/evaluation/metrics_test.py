@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from mammohybrid.decision import predict_labels
 from mammohybrid.evaluation.metrics import (
     METRIC_NAMES,
     Confusion,
@@ -12,7 +13,6 @@ from mammohybrid.evaluation.metrics import (
     mean_and_std,
     metrics_from_counts,
     paper_eq6_score,
-    predict_labels,
     weighted_auc,
 )
 
@@ -120,6 +120,10 @@ def test_all_predicted_benign_matches_sklearn_zero_division():
     assert m["sensitivity"] == 0.0 and m["specificity"] == 1.0
     assert set(m.undefined) == {"precision", "paper_eq6_score"}
     assert m["auc"] == 0.5  # every score tied
+    # In JSON an undefined metric is null, not the convention's 0: the reason explains it.
+    stored = json.loads(json.dumps(m.to_dict()))
+    assert stored["precision"] is None and stored["paper_eq6_score"] is None
+    assert stored["sensitivity"] == 0.0 and "precision" in stored["undefined"]
 
 
 def test_all_true_negatives_and_empty():

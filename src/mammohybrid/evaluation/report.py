@@ -167,8 +167,6 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
     for name in METRIC_NAMES:
         value = metrics.get(name)
         note = f"undefined: {undefined[name]}" if name in undefined else ""
-        if name in undefined and value is not None:
-            note += f" (shown as {value:g} by convention)"
         if name == "paper_eq6_score":
             note = (note + "; " if note else "") + "not F1: the paper's Eq. 6"
         rows.append([METRIC_LABELS[name], format_metric(name, value),

@@ -64,7 +64,7 @@ def test_undefined_metrics_are_explained(tmp_path):
     assert rows["ROC AUC"][1] == "undefined"
     assert rows["ROC AUC"][3] == "undefined: needs both classes"
     assert "no malignant case" in rows["Sensitivity (TPR, recall)"][3]
-    assert "shown as 0 by convention" in rows["Sensitivity (TPR, recall)"][3]
+    assert rows["Sensitivity (TPR, recall)"][1] == "undefined"  # null in metrics.json
     html, md = write_report(Report("Title <x>", "sub", metrics, Config()), tmp_path)
     text = html.read_text()
     assert "Title &lt;x&gt;" in text and "Title <x>" not in text  # escaped

@@ -44,7 +44,7 @@ def test_strategy_config_changes_only_the_strategy() -> None:
     (["wiener", "none"], 2),  # 8-bit, working size
     (None, 7),  # the training strategy alone: its whole chain
 ])
-def test_shared_steps_give_exactly_what_separate_chains_give(strategies, shared) -> None:  # noqa: ANN001
+def test_shared_steps_give_exactly_what_separate_chains_give(strategies, shared) -> None:
     base = PreprocessConfig(output_size=64, working_max_side=96)
     ensemble = StrategyEnsemble(base, strategies)
     assert ensemble.shared_steps == shared

@@ -165,7 +165,7 @@ def test_overlay_leaves_cold_regions_unchanged_and_colours_hot_ones() -> None:
         overlay(image.astype(np.float32), grid)
 
 
-def test_write_overlays_writes_one_png_per_map(tmp_path) -> None:  # noqa: ANN001
+def test_write_overlays_writes_one_png_per_map(tmp_path) -> None:
     image = np.random.default_rng(0).integers(0, 255, (30, 50), dtype=np.uint8)
     maps = {"tinycnn": np.eye(2, dtype=np.float32), COMBINED: np.ones((2, 2), np.float32)}
     written = write_overlays(tmp_path, "crop_1", image, maps)

@@ -46,19 +46,19 @@ def _text_as_png(path: Path) -> Path:
 @pytest.mark.parametrize("make, name", [(_corrupt_png, "corrupt.png"),
                                         (_truncated_dicom, "truncated.dcm"),
                                         (_text_as_png, "notes.png")])
-def test_bad_files_become_errors_naming_the_file(tmp_path, make, name) -> None:  # noqa: ANN001
+def test_bad_files_become_errors_naming_the_file(tmp_path, make, name) -> None:
     path = make(tmp_path / name)
     prepared = Prepare(StrategyEnsemble(CONFIG)).path(3, str(path))
     assert not prepared.ok and prepared.index == 3 and prepared.inputs == {}
     assert str(path) in prepared.error
 
 
-def test_missing_file_is_an_error(tmp_path) -> None:  # noqa: ANN001
+def test_missing_file_is_an_error(tmp_path) -> None:
     prepared = Prepare(StrategyEnsemble(CONFIG)).path(0, str(tmp_path / "gone.png"))
     assert "no such file" in prepared.error and str(tmp_path / "gone.png") in prepared.error
 
 
-def test_a_good_file_gives_the_chain_output(tmp_path) -> None:  # noqa: ANN001
+def test_a_good_file_gives_the_chain_output(tmp_path) -> None:
     image = _crop(2)
     path = write_png(tmp_path / "crop.png", image)
     prepared = Prepare(StrategyEnsemble(CONFIG, ["median", "wiener"])).path(0, str(path))
@@ -75,7 +75,7 @@ def test_display_copy_is_8_bit_and_at_most_512_px() -> None:
     assert prepared.display.dtype == np.uint8 and prepared.display.shape == (512, 256)
 
 
-def test_workers_give_what_the_main_process_gives(tmp_path) -> None:  # noqa: ANN001
+def test_workers_give_what_the_main_process_gives(tmp_path) -> None:
     paths = [str(write_png(tmp_path / f"crop{i}.png", _crop(i, 60 + 10 * i))) for i in range(5)]
     paths.insert(2, str(_text_as_png(tmp_path / "bad.png")))
     ensemble = StrategyEnsemble(CONFIG, ["median", "gaussian"])

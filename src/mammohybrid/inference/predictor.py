@@ -28,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, save_config
+from mammohybrid.decision import ThresholdChoice, predict_labels
 from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.metrics import predict_labels
-from mammohybrid.evaluation.threshold import ThresholdChoice
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
 from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
@@ -120,7 +119,7 @@ class Predictor:
         Raises :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no
         finished run.
         """
-        from mammohybrid.evaluation.threshold import select_threshold
+        from mammohybrid.decision import select_threshold
         from mammohybrid.models import load_model
 
         run = RunDir.at(run_dir)
@@ -177,8 +176,8 @@ class Predictor:
         """Pre-processed uint8 images (``preprocess.output_size``) -> the model's input batch.
 
         When the model's side differs from the pre-processing output (the ``scratch-cnn``
-        preset trains at 128 px on 229-px images), images are resized exactly as the training pipeline
-        resizes them (:func:`mammohybrid.training.data.decode_image`: bilinear with
+        preset trains at 128 px on 229-px images), images are resized exactly as the training
+        pipeline resizes them (:func:`mammohybrid.training.data.decode_image`: bilinear with
         antialiasing, rounded back to 8 bits), so that the model sees what it was trained on.
         """
         grey = np.stack([np.asarray(image, dtype=np.uint8) for image in images])

@@ -21,7 +21,7 @@ from mammohybrid.preprocess import preprocess_image, to_model_input
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:  # noqa: ANN001
+def run_dir(tmp_path_factory) -> Path:
     """A finished run: a tiny hybrid trained one epoch on the training module's toy dataset
     (pre-processed with the gaussian strategy at 32 px), threshold chosen on validation."""
     from mammohybrid.training import train
@@ -72,7 +72,7 @@ def test_from_run_loads_config_threshold_and_model(run_dir: Path, predictor: Pre
     assert predictor.model.input_shape == (None, 32, 32, 3)
 
 
-def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -> None:  # noqa: ANN001
+def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -> None:
     with pytest.raises(RunNotFinishedError, match="no config.yaml"):
         Predictor.from_run(tmp_path)
     unfinished = tmp_path / "unfinished"
@@ -81,7 +81,7 @@ def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -
         Predictor.from_run(unfinished)
 
 
-def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tmp_path) -> None:  # noqa: ANN001
+def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tmp_path) -> None:
     """A run whose pre-processing output (48 px) is larger than the model input (32 px), as
     with the scratch-cnn preset: the predictor resizes exactly like the training pipeline."""
     from mammohybrid.training.data import decode_image
@@ -98,7 +98,7 @@ def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tm
     assert resized.predict_arrays(images)["error"].eq("").all()  # the whole path runs at 48 px
 
 
-def test_predict_paths_equals_the_pipeline_by_hand(predictor: Predictor, images, tmp_path) -> None:  # noqa: ANN001
+def test_predict_paths_equals_the_pipeline_by_hand(predictor: Predictor, images, tmp_path) -> None:
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     (tmp_path / "empty").mkdir()
@@ -126,7 +126,7 @@ def test_predict_paths_equals_the_pipeline_by_hand(predictor: Predictor, images,
     assert frame["label"].dtype == "Int64" and frame["roi_empty"].dtype == "boolean"
 
 
-def test_workers_and_batch_size_do_not_change_the_results(predictor: Predictor, images) -> None:  # noqa: ANN001
+def test_workers_and_batch_size_do_not_change_the_results(predictor: Predictor, images) -> None:
     inputs = list(images.values()) * 3
     expected = predictor.predict_paths(inputs, batch_size=8, workers=0)
     got = predictor.predict_paths(inputs, batch_size=2, workers=2)
@@ -136,7 +136,7 @@ def test_workers_and_batch_size_do_not_change_the_results(predictor: Predictor, 
     pd.testing.assert_series_equal(got["kept_fraction"], expected["kept_fraction"])
 
 
-def test_filter_ensemble_averages_and_reports_each_strategy(predictor: Predictor, images) -> None:  # noqa: ANN001
+def test_filter_ensemble_averages_and_reports_each_strategy(predictor: Predictor, images) -> None:
     ensemble = Predictor(predictor.model, predictor.config, predictor.threshold,
                          ["median", "wiener"])
     frame = ensemble.predict_paths(list(images.values()))
@@ -155,7 +155,7 @@ def test_filter_ensemble_averages_and_reports_each_strategy(predictor: Predictor
     assert "probability_median" in single.predict_paths([images["png8"]]).columns
 
 
-def test_gradcam_writes_overlays_of_every_branch(predictor: Predictor, images, tmp_path) -> None:  # noqa: ANN001
+def test_gradcam_writes_overlays_of_every_branch(predictor: Predictor, images, tmp_path) -> None:
     plain = predictor.predict_paths([images["png16"], images["dicom16"]])
     frame = predictor.predict_paths([images["png16"], images["dicom16"]],
                                     gradcam_dir=tmp_path / "cam")
@@ -173,7 +173,7 @@ def test_gradcam_writes_overlays_of_every_branch(predictor: Predictor, images, t
     assert len(list((tmp_path / "cam").glob("*.png"))) == 4
 
 
-def test_predict_arrays_equals_predict_paths(predictor: Predictor, images) -> None:  # noqa: ANN001
+def test_predict_arrays_equals_predict_paths(predictor: Predictor, images) -> None:
     paths = list(images.values())
     by_path = predictor.predict_paths(paths)
     by_array = predictor.predict_arrays([read_image(p) for p in paths],
@@ -183,7 +183,7 @@ def test_predict_arrays_equals_predict_paths(predictor: Predictor, images) -> No
         predictor.predict_arrays([read_image(paths[0])], names=["a", "b"])
 
 
-def test_expand_inputs(tmp_path) -> None:  # noqa: ANN001
+def test_expand_inputs(tmp_path) -> None:
     crop = render_roi_crop(np.random.default_rng(0), 40, malignant=False)
     write_png(tmp_path / "in" / "b.png", crop)
     write_png(tmp_path / "in" / "sub" / "a.PNG", crop)
@@ -205,7 +205,7 @@ def test_expand_inputs(tmp_path) -> None:  # noqa: ANN001
     ]
 
 
-def test_a_model_with_python_code_is_refused(run_dir: Path, tmp_path) -> None:  # noqa: ANN001
+def test_a_model_with_python_code_is_refused(run_dir: Path, tmp_path) -> None:
     # A Lambda layer stores Python bytecode in the .keras file: safe mode must not load it.
     import keras
 

@@ -21,7 +21,7 @@ def test_paper_policy_maps_table_2_onto_keras_arguments() -> None:
     assert list(by_name) == ["rotation", "width", "height", "zoom", "translation", "flip"]
     assert by_name["rotation"].factor == (-0.15, 0.15)
 
-    def bounds(layer, axis):  # noqa: ANN001, ANN202 - (lower, upper) Keras draws from
+    def bounds(layer, axis):  # (lower, upper) Keras draws from
         return (getattr(layer, f"{axis}_lower"), getattr(layer, f"{axis}_upper"))
 
     assert bounds(by_name["width"], "width") == (-0.15, 0.15)
@@ -62,7 +62,7 @@ def test_block_changes_images_in_training_reproducibly_with_a_seed() -> None:
     assert not np.allclose(first, other)
 
 
-def test_block_is_marked_jit_compilable_on_jax(monkeypatch) -> None:  # noqa: ANN001
+def test_block_is_marked_jit_compilable_on_jax(monkeypatch) -> None:
     # Keras flags RandomRotation/Zoom/Translation as not jit-compilable, which would make the
     # whole train step run un-jitted on JAX (about 6 images/s for the paper model on an H200).
     assert not any(layer.supports_jit for layer in build_augmentation("paper").layers[:5])

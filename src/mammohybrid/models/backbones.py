@@ -59,7 +59,7 @@ class InputScaling:
         return layers.Rescaling(scale=_as_config(self.scale), offset=_as_config(self.offset),
                                 name=name)
 
-    def apply(self, values):  # noqa: ANN001, ANN201 - numpy arrays or tensors alike
+    def apply(self, values):  # numpy arrays or tensors alike
         """The scaling as plain arithmetic (tests compare the layer against it)."""
         return values * _as_config(self.scale) + _as_config(self.offset)
 

@@ -74,7 +74,7 @@ def test_heavy_backbone_builds_with_declared_channels(name: str) -> None:
     (RAW_0_255, keras.applications.mobilenet_v3.preprocess_input),
     (RAW_0_255, keras.applications.convnext.preprocess_input),
 ])
-def test_scaling_matches_keras_preprocess_input(scaling, reference) -> None:  # noqa: ANN001
+def test_scaling_matches_keras_preprocess_input(scaling, reference) -> None:
     image = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     expected = np.asarray(reference(image.copy()))
     np.testing.assert_allclose(scaling.apply(image), expected, rtol=1e-5, atol=1e-5)
@@ -119,9 +119,9 @@ def test_fold_imagenet_std_equals_keras_extra_rescaling() -> None:
     np.testing.assert_allclose(keras_result, (x - mean) / np.array(IMAGENET_STD_RGB), rtol=1e-5)
 
 
-def test_imagenet_efficientnet_has_the_plain_architecture(monkeypatch) -> None:  # noqa: ANN001
+def test_imagenet_efficientnet_has_the_plain_architecture(monkeypatch) -> None:
     # Stand-in for the download: the "pretrained" network gets the ImageNet statistics.
-    def fake_constructor(include_top, weights, input_shape, name):  # noqa: ANN001, ANN202
+    def fake_constructor(include_top, weights, input_shape, name):
         model = keras.applications.EfficientNetB0(include_top=include_top, weights=None,
                                                   input_shape=input_shape, name=name)
         if weights == "imagenet":

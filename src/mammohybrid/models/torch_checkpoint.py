@@ -146,7 +146,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages = storages
         self._legacy = legacy
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: ANN401 - pickle's API
+    def find_class(self, module: str, name: str) -> Any:  # pickle's API
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -154,7 +154,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f"refused to load '{module}.{name}': a weights checkpoint holds only tensors, "
                 "and this file asks for code to run") from None
 
-    def persistent_load(self, saved_id: Any) -> _Storage:  # noqa: ANN401 - pickle's API
+    def persistent_load(self, saved_id: Any) -> _Storage:  # pickle's API
         if not isinstance(saved_id, tuple) or not saved_id or _text(saved_id[0]) != "storage":
             raise UnsafeCheckpointError(f"unexpected persistent record {saved_id!r:.80}")
         if self._legacy:  # ('storage', type, key, location, numel, view_metadata)
@@ -169,7 +169,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._storages.setdefault(key, _Storage(key, storage_type, int(numel)))
 
 
-def _text(value: Any) -> str:  # noqa: ANN401
+def _text(value: Any) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
@@ -201,8 +201,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return {name: _to_array(reference) for name, reference in references.items()}
 
 
-def _read_legacy(file: BinaryIO) -> Any:  # noqa: ANN401
-    def load_next(storages: dict[str, _Storage]) -> Any:  # noqa: ANN401
+def _read_legacy(file: BinaryIO) -> Any:
+    def load_next(storages: dict[str, _Storage]) -> Any:
         return _RestrictedUnpickler(file, storages, legacy=True).load()
 
     if load_next({}) != LEGACY_MAGIC_NUMBER:
@@ -238,7 +238,7 @@ def _read_exactly(file: BinaryIO, size: int) -> bytes:
     return data
 
 
-def _read_zip(path: Path) -> Any:  # noqa: ANN401
+def _read_zip(path: Path) -> Any:
     with zipfile.ZipFile(path) as archive:
         (pickle_name,) = [n for n in archive.namelist() if n.endswith("/data.pkl")] or [None]
         if pickle_name is None:
@@ -266,7 +266,7 @@ def _read_zip(path: Path) -> Any:  # noqa: ANN401
     return result
 
 
-def _tensor_references(value: Any, prefix: str = "") -> dict[str, _TensorRef]:  # noqa: ANN401
+def _tensor_references(value: Any, prefix: str = "") -> dict[str, _TensorRef]:
     """Tensors of nested dicts (``{"state_dict": {...}}`` included), keys joined by dots; not
     yet copied out of their storages."""
     if isinstance(value, _TensorRef):

@@ -45,7 +45,7 @@ LEGACY_HEADER = (pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
 @pytest.mark.parametrize("content", [RUNS_CODE, LEGACY_HEADER + RUNS_CODE],
                          ids=["bare", "after-a-valid-header"])
 def test_a_pickle_that_runs_code_is_refused(content: bytes, tmp_path: Path,
-                                            monkeypatch) -> None:  # noqa: ANN001
+                                            monkeypatch) -> None:
     import os
 
     calls: list[str] = []

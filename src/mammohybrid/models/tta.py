@@ -24,7 +24,7 @@ TTAMode = Literal["none", "dihedral"]
 TTA_MODES = ("none", "dihedral")
 
 
-def dihedral_views(images):  # noqa: ANN001, ANN201 - backend tensors or arrays of (N, H, W, C)
+def dihedral_views(images):  # backend tensors or arrays of (N, H, W, C)
     """The 8 dihedral views of square images: rotations by 0, 90, 180, 270 degrees, each
     followed by its mirror image; the first view is the input itself."""
     views = []
@@ -42,7 +42,7 @@ class _ViewAverage(layers.Layer):
         super().__init__(**kwargs)
         self.model = model
 
-    def call(self, images):  # noqa: ANN001, ANN201
+    def call(self, images):
         # All views in one batch: one pass through the model (one graph to trace, not eight).
         views = dihedral_views(images)
         # A one-element list: the structure the single-input functional model was built with.

@@ -36,13 +36,13 @@ def test_guard_lets_other_errors_through_and_restores_the_timeout() -> None:
     assert socket.getdefaulttimeout() == before
 
 
-def test_offline_imagenet_build_fails_fast_with_advice(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+def test_offline_imagenet_build_fails_fast_with_advice(monkeypatch, tmp_path) -> None:
     from keras.src.backend import config as keras_config
     from keras.src.utils import file_utils
 
     calls = []
 
-    def offline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def offline(*args, **kwargs):
         calls.append(args[0])
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
@@ -56,7 +56,7 @@ def test_offline_imagenet_build_fails_fast_with_advice(monkeypatch, tmp_path) ->
     assert "model.weights: none" in message and ".weights.h5" in message
 
 
-def test_weights_round_trip_through_a_local_file(tmp_path) -> None:  # noqa: ANN001
+def test_weights_round_trip_through_a_local_file(tmp_path) -> None:
     keras.utils.set_random_seed(1)
     source = build_hybrid(weights=None, **TINY)
     path = tmp_path / "tiny.weights.h5"
@@ -67,7 +67,7 @@ def test_weights_round_trip_through_a_local_file(tmp_path) -> None:  # noqa: ANN
         np.testing.assert_array_equal(a, b)
 
 
-def test_weights_file_errors_name_the_file(tmp_path) -> None:  # noqa: ANN001
+def test_weights_file_errors_name_the_file(tmp_path) -> None:
     model = build_hybrid(weights=None, **TINY)
     with pytest.raises(WeightsUnavailableError, match="not found"):
         load_weights_file(model, tmp_path / "missing.weights.h5")

@@ -46,7 +46,7 @@ def test_record_without_auc_keeps_a_best_epoch() -> None:
     assert state.best_epoch == 2
 
 
-def test_backup_commits_and_cleans_up(tmp_path) -> None:  # noqa: ANN001
+def test_backup_commits_and_cleans_up(tmp_path) -> None:
     backup = Backup(tmp_path)
     assert backup.load_state() is None
     state = TrainingState()
@@ -65,7 +65,7 @@ def test_backup_commits_and_cleans_up(tmp_path) -> None:  # noqa: ANN001
     assert json.loads((tmp_path / "state.json").read_text())["history"][1]["val_auc"] == 0.5
 
 
-def test_uncommitted_arrays_are_ignored(tmp_path) -> None:  # noqa: ANN001
+def test_uncommitted_arrays_are_ignored(tmp_path) -> None:
     backup = Backup(tmp_path)
     state = TrainingState()
     state.record({"val_auc": 0.6}, 1.0)

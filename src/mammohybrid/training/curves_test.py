@@ -8,7 +8,7 @@ import pandas as pd
 from mammohybrid.training.curves import plot_training_curves
 
 
-def test_curves_png_is_written(tmp_path) -> None:  # noqa: ANN001
+def test_curves_png_is_written(tmp_path) -> None:
     history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [0.7, 0.5, 0.4],
                             "accuracy": [0.5, 0.7, 0.8], "auc": [0.5, 0.8, 0.9],
                             "val_loss": [0.7, 0.6, 0.65],

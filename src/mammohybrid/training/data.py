@@ -131,7 +131,7 @@ class ImageSplit:
         return self.ordered().map(lambda x, y: x)
 
 
-def predict_manifest(model, frame: pd.DataFrame, config: Config) -> np.ndarray:  # noqa: ANN001
+def predict_manifest(model, frame: pd.DataFrame, config: Config) -> np.ndarray:
     """Malignancy probabilities of ``model`` for the rows of a pre-processed manifest frame,
     in row order, through the training pipeline's decoding."""
     split = ImageSplit(frame, config.model.input_size, config.train.batch_size, cache=False)

@@ -25,16 +25,16 @@ from mammohybrid.training.toydata import make_toy_dataset
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:  # noqa: ANN001
+def toy(tmp_path_factory) -> str:
     return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
 
 
-def _config(manifest: str, *extra: str):  # noqa: ANN202
+def _config(manifest: str, *extra: str):
     return load_config(None, [f"data.manifest={manifest}", "model.input_size=32",
                               "train.batch_size=4", *extra])
 
 
-def test_decode_keeps_or_resizes_to_the_model_size(tmp_path) -> None:  # noqa: ANN001
+def test_decode_keeps_or_resizes_to_the_model_size(tmp_path) -> None:
     image = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) % 256
     write_png(tmp_path / "a.png", image.astype(np.uint8))
     same = decode_image(tf.constant(str(tmp_path / "a.png")), 40).numpy()
@@ -59,7 +59,7 @@ def test_splits_exclude_failed_rows_and_never_return_test(toy: str) -> None:
     assert usable_rows(frame)["x"].tolist() == [1, 3]
 
 
-def test_split_errors(tmp_path, toy: str) -> None:  # noqa: ANN001
+def test_split_errors(tmp_path, toy: str) -> None:
     with pytest.raises(ConfigError, match="data.manifest is not set"):
         load_splits(load_config(None, []))
     frame = pd.read_csv(toy)

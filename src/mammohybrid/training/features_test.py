@@ -21,18 +21,18 @@ BACKBONES = ["tinycnn", "smallcnn"]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:  # noqa: ANN001
+def toy(tmp_path_factory) -> str:
     return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
 
 
-def _config(manifest: str, *extra: str):  # noqa: ANN202
+def _config(manifest: str, *extra: str):
     return load_config(None, [f"data.manifest={manifest}", "model.input_size=32",
                               "model.weights=none", "model.trainable=none",
                               f"model.backbones=[{','.join(BACKBONES)}]",
                               "train.batch_size=4", "train.augment_copies=3", *extra])
 
 
-def _cache(tmp_path, config) -> FeatureCache:  # noqa: ANN001
+def _cache(tmp_path, config) -> FeatureCache:
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
     model = build_model(config.model)
@@ -48,7 +48,7 @@ def test_when_the_cache_is_used(toy: str) -> None:
     assert augmented_copies(_config(toy, "model.augment=none")) == 1
 
 
-def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: str) -> None:  # noqa: ANN001
+def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: str) -> None:
     cache = _cache(tmp_path, _config(toy))
     cache.ensure()
     names = sorted(p.name for p in cache.folder.iterdir())
@@ -65,7 +65,7 @@ def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: str) -> None:  # noqa
                                atol=1e-6)
 
 
-def test_cache_is_reused_and_invalidated(tmp_path, toy: str) -> None:  # noqa: ANN001
+def test_cache_is_reused_and_invalidated(tmp_path, toy: str) -> None:
     cache = _cache(tmp_path, _config(toy))
     cache.ensure()
     stamp = (cache.folder / "train-c1.npz").stat().st_mtime_ns
@@ -78,7 +78,7 @@ def test_cache_is_reused_and_invalidated(tmp_path, toy: str) -> None:  # noqa: A
     assert not (cache.folder / "train-c2.npz").exists()  # other settings: recomputed
 
 
-def test_epochs_cycle_through_the_copies(tmp_path, toy: str) -> None:  # noqa: ANN001
+def test_epochs_cycle_through_the_copies(tmp_path, toy: str) -> None:
     cache = _cache(tmp_path, _config(toy))
     cache.ensure()
     features = [np.concatenate([x[0].numpy() for x, _ in cache.train_epoch(e)])

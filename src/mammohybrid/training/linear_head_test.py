@@ -31,12 +31,12 @@ LOGISTIC = ["model.backbones=[tinycnn,smallcnn]", "model.weights=none", "model.t
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:  # noqa: ANN001
+def toy(tmp_path_factory) -> str:
     return str(make_toy_dataset(tmp_path_factory.mktemp("toy"),
                                 {"train": 24, "val": 8, "test": 8}, size=32))
 
 
-def _config(manifest: str, *extra: str):  # noqa: ANN202
+def _config(manifest: str, *extra: str):
     return load_config(None, [f"data.manifest={manifest}", *LOGISTIC, *extra])
 
 
@@ -92,7 +92,7 @@ def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkey
     computed: list[int] = []
     original = PooledFeatureCache._compute
 
-    def counting(self, frame):  # noqa: ANN001, ANN202
+    def counting(self, frame):
         computed.append(len(frame))
         return original(self, frame)
 

@@ -8,7 +8,7 @@ from mammohybrid.imaging import read_image
 from mammohybrid.training.toydata import make_toy_dataset
 
 
-def test_toy_dataset_has_the_preprocessed_layout(tmp_path) -> None:  # noqa: ANN001
+def test_toy_dataset_has_the_preprocessed_layout(tmp_path) -> None:
     manifest = make_toy_dataset(tmp_path, {"train": 4, "val": 2}, size=40, failed_rows=1)
     frame = read_manifest(manifest)
     assert frame["split"].tolist() == ["train"] * 4 + ["val"] * 2 + ["train"]

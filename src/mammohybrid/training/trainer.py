@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from mammohybrid import __version__
 from mammohybrid.config import Config, TrainConfig, config_to_dict, load_config, save_config
+from mammohybrid.decision import select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
-from mammohybrid.evaluation.threshold import select_threshold
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.models.compile import compile_hybrid
 from mammohybrid.models.hybrid import build_model, nested_layers

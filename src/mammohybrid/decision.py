@@ -1,4 +1,5 @@
-"""Choosing the decision threshold on the validation split, never on test.
+"""The decision: a case is malignant when its probability is at or above a threshold, chosen
+on the validation split, never on test.
 
 The chosen threshold is stored in the run directory (``threshold.json``) when training ends and
 applied unchanged to the test split and to new images.
@@ -12,6 +13,11 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from mammohybrid.config import EvaluateConfig
+
+
+def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """1 (malignant) where ``probability >= threshold``, else 0."""
+    return (np.asarray(probabilities, dtype=float) >= threshold).astype(int)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 
 from mammohybrid.config import Config, save_config, with_overrides
 from mammohybrid.run_dir import RunDir
-from mammohybrid.tracking import Tracker, TrackingError, flatten, open_tracker
+from mammohybrid.workflows.tracking import Tracker, TrackingError, flatten, open_tracker
 
 pytest.importorskip("mlflow")
 
@@ -104,8 +104,8 @@ def test_sqlite_store_needs_sqlalchemy(tmp_path):
 def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path):
     from mammohybrid.config import load_config
     from mammohybrid.errors import ConfigError
-    from mammohybrid.tracking import ensure_trained
     from mammohybrid.training.toydata import make_toy_dataset
+    from mammohybrid.workflows.tracking import ensure_trained
 
     manifest = make_toy_dataset(tmp_path / "data", size=32)
 

@@ -48,7 +48,7 @@ from mammohybrid.fileio import atomic_open, atomic_write_json
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
-from mammohybrid.tracking import Tracker, ensure_trained, open_tracker
+from mammohybrid.workflows.tracking import Tracker, ensure_trained, open_tracker
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,14 @@ def fold_manifests(frame: pd.DataFrame, folds: int, repeat: int, config: Config)
 
 
 def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repeats: int = 1,
-           manifest: str | os.PathLike[str] | None = None, exclude_test: bool = False,
+           manifest: str | os.PathLike[str] | None = None, include_test: bool = False,
            tracking_uri: str | None = None, callbacks: Sequence[Any] = ()) -> CVResult:
     """Run (or resume) K x R fold trainings and summarise them (see module doc).
 
     ``manifest`` defaults to ``data.manifest``; a raw manifest is pre-processed first with the
-    config's settings (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`). All its
-    rows take part unless ``exclude_test``, which leaves the rows of its ``test`` split out
-    entirely (kept for a final, untouched evaluation).
+    config's settings (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`). The rows
+    of its ``test`` split are left out (kept for a final, untouched evaluation) unless
+    ``include_test``; ``summary["rows"]`` says which rows were used.
     """
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
@@ -93,8 +93,12 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
     # Pre-processed once (cached beside a raw manifest), shared by every fold and repeat.
     manifest_path = ensure_preprocessed(run_manifest(config, manifest), config)
     frame = usable_rows(read_manifest(manifest_path, require_split=False))
-    if exclude_test and "split" in frame.columns:
-        frame = frame[frame["split"] != "test"].reset_index(drop=True)
+    in_test = (frame["split"] == "test") if "split" in frame.columns else frame.index < 0
+    if include_test:
+        rows = f"all rows ({int(in_test.sum())} of the test split included)"
+    else:
+        frame = frame[~in_test].reset_index(drop=True)
+        rows = f"all rows but the test split ({int(in_test.sum())} left out)"
     n_patients = frame["patient_id"].nunique()
     if n_patients < folds:
         raise ConfigError(f"{manifest_path}: {n_patients} patients cannot fill {folds} folds")
@@ -119,7 +123,7 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
                 fold_rows.append({"repeat": repeat, "fold": fold, **metrics})
                 oof.append(predictions.assign(repeat=repeat, fold=fold))
         summary, files = _summarise(out, fold_rows, pd.concat(oof, ignore_index=True), folds,
-                                    repeats, config, manifest_path, exclude_test)
+                                    repeats, config, manifest_path, rows)
         if parent:
             parent.log_metrics({k: v for k, v in summary.items() if k.endswith(("_mean", "_std"))})
             for path in files.values():
@@ -171,7 +175,7 @@ def _fold_evaluation(folder: Path, run: RunDir,
 
 def _summarise(out: Path, fold_rows: list[dict[str, Any]], oof: pd.DataFrame, folds: int,
                repeats: int, config: Config, manifest_path: Path,
-               exclude_test: bool) -> tuple[dict[str, Any], dict[str, Path]]:
+               rows: str) -> tuple[dict[str, Any], dict[str, Path]]:
     files = {"oof_predictions": out / "oof_predictions.csv", "folds": out / "cv_folds.csv",
              "roc": out / "cv_roc.png", "summary": out / "cv_summary.json"}
     with atomic_open(files["oof_predictions"], "w", newline="", encoding="utf-8") as handle:
@@ -200,7 +204,7 @@ def _summarise(out: Path, fold_rows: list[dict[str, Any]], oof: pd.DataFrame, fo
         "folds": per_fold,
         "pooled_out_of_fold": pooled,
         "manifest": str(manifest_path),
-        "rows": "train+val only (test split excluded)" if exclude_test else "all rows",
+        "rows": rows,
         "n_images": int(oof.groupby("repeat").size().iloc[0]),
         "n_patients": int(oof["patient"].nunique()),
         "method": ("stratified patient-grouped K-fold (data.splits.assign_folds, seed "

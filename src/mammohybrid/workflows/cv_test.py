@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, with_overrides
-from mammohybrid.evaluation.cv import fold_manifests
+from mammohybrid.workflows.cv import fold_manifests
 
 
 def _frame(n_patients: int = 60) -> pd.DataFrame:

@@ -4,14 +4,14 @@ import pandas as pd
 import pytest
 
 from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.grid import (
+from mammohybrid.preprocess.dataset import dataset_key
+from mammohybrid.workflows.grid import (
     CellResult,
     grid_names,
     load_grid,
     select_best,
     write_summary,
 )
-from mammohybrid.preprocess.dataset import dataset_key
 
 
 def _write(tmp_path, text: str):

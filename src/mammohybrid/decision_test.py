@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from mammohybrid.config import EvaluateConfig
+from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.evaluation.metrics import compute_metrics
-from mammohybrid.evaluation.threshold import ThresholdChoice, select_threshold
 
 
 def _validation(seed: int = 0, n: int = 120):

@@ -71,7 +71,7 @@ from mammohybrid.fileio import atomic_open, atomic_write_json, atomic_write_text
 from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
-from mammohybrid.tracking import ensure_trained, open_tracker
+from mammohybrid.workflows.tracking import ensure_trained, open_tracker
 
 _GRID_KEYS = {"name", "description", "base", "set", "manifest", "select_by",
               "axes", "runs", "reference"}
