@@ -15,6 +15,25 @@ ManifestOption = Annotated[
 ]
 
 
+ExecutorOption = Annotated[str, typer.Option(
+    "--executor", help="Where the trainings run: serial (one after the other, here) or ray (one "
+                       "Ray task per training; pip install 'mammohybrid[ray]').")]
+AddressOption = Annotated[Optional[str], typer.Option(
+    "--address", help="Ray cluster: auto (the one this machine belongs to), HOST:PORT (its head "
+                      "node) or ray://HOST:10001; default RAY_ADDRESS, else a local Ray.")]
+TaskCpusOption = Annotated[Optional[float], typer.Option(
+    "--task-cpus", min=0.01, help="Ray: CPUs each training asks for (default 1).")]
+TaskGpusOption = Annotated[Optional[float], typer.Option(
+    "--task-gpus", min=0, help="Ray: GPUs each training asks for (default 1 when the "
+                               "cluster has GPUs, else 0).")]
+
+
+def _executor(name: str, address: str | None, cpus: float | None, gpus: float | None) -> Any:
+    from mammohybrid.workflows.executors import RayResources, open_executor
+
+    return open_executor(name, address, RayResources(cpus, gpus))
+
+
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     from mammohybrid.evaluation.metrics import METRIC_LABELS, METRIC_NAMES
     from mammohybrid.evaluation.report import format_interval, format_metric, metric_interval
@@ -65,6 +84,10 @@ def grid(
                                          help="Pre-processing worker processes.")] = 1,
     mlflow: MlflowOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and exit.")] = False,
+    executor_name: ExecutorOption = "serial",
+    address: AddressOption = None,
+    task_cpus: TaskCpusOption = None,
+    task_gpus: TaskGpusOption = None,
 ) -> None:
     """Run a grid of trainings (the paper's Table 5 by default), resumable.
 
@@ -73,6 +96,9 @@ def grid(
 
     Run the same command again to resume: finished cells are skipped, an interrupted one
     resumes from its last epoch. --set applies to every cell (e.g. --set train.epochs=5).
+
+    --executor ray runs each cell as a Ray task (OUT and the images on storage every node
+    sees); an interrupted cluster run resumes like a local one.
     """
     from mammohybrid.workflows.grid import load_grid, run_grid
 
@@ -83,7 +109,8 @@ def grid(
             values = ", ".join(f"{k}={v}" for k, v in cell.values.items())
             typer.echo(f"  {cell.name}: {values}")
         return
-    result = run_grid(spec, out, workers=workers, tracking_uri=mlflow)
+    with _executor(executor_name, address, task_cpus, task_gpus) as executor:
+        result = run_grid(spec, out, workers=workers, tracking_uri=mlflow, executor=executor)
     typer.echo(result.summary_md.read_text(encoding="utf-8"))
     typer.echo(f"summary: {result.summary_csv}")
     if result.best_report is not None:
@@ -111,19 +138,25 @@ def cv(
     = False,
     overrides: SetOption = None,
     mlflow: MlflowOption = None,
+    executor_name: ExecutorOption = "serial",
+    address: AddressOption = None,
+    task_cpus: TaskCpusOption = None,
+    task_gpus: TaskGpusOption = None,
 ) -> None:
     """Stratified, patient-grouped K-fold cross-validation, repeated R times, resumable.
 
     Writes per-fold metrics, mean ± std, the pooled out-of-fold ROC and OUT/cv_summary.json.
     Validation for model selection and the threshold comes from the training folds only. A raw
     manifest is pre-processed once with the config's settings (cached beside it).
+    --executor ray runs each fold as a Ray task.
     """
     from mammohybrid.evaluation.metrics import METRIC_NAMES
     from mammohybrid.workflows.cv import run_cv
 
     resolved = resolve_config(config, overrides)
-    result = run_cv(resolved, out, folds or resolved.data.n_folds, repeats, manifest,
-                    include_test, tracking_uri=mlflow)
+    with _executor(executor_name, address, task_cpus, task_gpus) as executor:
+        result = run_cv(resolved, out, folds or resolved.data.n_folds, repeats, manifest,
+                        include_test, tracking_uri=mlflow, executor=executor)
     summary = result.summary
     typer.echo(f"{summary['n_runs']} fold run(s) ({summary['n_folds']} folds x "
                f"{summary['n_repeats']} repeats)")

@@ -48,7 +48,8 @@ from mammohybrid.fileio import atomic_open, atomic_write_json
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
-from mammohybrid.workflows.tracking import Tracker, ensure_trained, open_tracker
+from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
+from mammohybrid.workflows.tracking import ensure_trained, open_tracker
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,19 @@ def fold_manifests(frame: pd.DataFrame, folds: int, repeat: int, config: Config)
 
 def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repeats: int = 1,
            manifest: str | os.PathLike[str] | None = None, include_test: bool = False,
-           tracking_uri: str | None = None, callbacks: Sequence[Any] = ()) -> CVResult:
+           tracking_uri: str | None = None, callbacks: Sequence[Any] = (),
+           executor: Executor | None = None) -> CVResult:
     """Run (or resume) K x R fold trainings and summarise them (see module doc).
 
     ``manifest`` defaults to ``data.manifest``; a raw manifest is pre-processed first with the
     config's settings (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`). The rows
     of its ``test`` split are left out (kept for a final, untouched evaluation) unless
-    ``include_test``; ``summary["rows"]`` says which rows were used.
+    ``include_test``; ``summary["rows"]`` says which rows were used. The folds run on
+    ``executor`` (default: one after the other in this process); ``callbacks`` (Keras
+    callbacks, serial executor only) are passed to every training.
     """
+    executor = executor or SerialExecutor()
+    check_callbacks(executor, callbacks)
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
     if repeats < 1:
@@ -106,22 +112,17 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
 
-    fold_rows: list[dict[str, Any]] = []
-    oof: list[pd.DataFrame] = []
     with open_tracker(tracking_uri, run_name=f"cv {folds}x{repeats}") as parent:
-        for repeat in range(repeats):
-            manifests = fold_manifests(frame, folds, repeat, config)
-            for fold, fold_frame in enumerate(manifests):
-                folder = out / f"r{repeat}" / f"f{fold}"
-                console.print(f"[bold]cv repeat {repeat + 1}/{repeats}, fold {fold + 1}/{folds}"
-                              "[/bold]")
-                try:
-                    predictions, metrics = _run_fold(folder, fold_frame, config, callbacks,
-                                                     tracking_uri, parent)
-                finally:
-                    release_models()
-                fold_rows.append({"repeat": repeat, "fold": fold, **metrics})
-                oof.append(predictions.assign(repeat=repeat, fold=fold))
+        tasks = [FoldTask((out / f"r{repeat}" / f"f{fold}").resolve(), repeat, fold, repeats,
+                          folds, fold_frame, config, tracking_uri,
+                          parent.run_id if parent else None, callbacks)
+                 for repeat in range(repeats)
+                 for fold, fold_frame in enumerate(fold_manifests(frame, folds, repeat, config))]
+        outcomes = executor.map(run_fold, tasks)
+        fold_rows = [{"repeat": task.repeat, "fold": task.fold, **metrics}
+                     for task, (_, metrics) in zip(tasks, outcomes)]
+        oof = [predictions.assign(repeat=task.repeat, fold=task.fold)
+               for task, (predictions, _) in zip(tasks, outcomes)]
         summary, files = _summarise(out, fold_rows, pd.concat(oof, ignore_index=True), folds,
                                     repeats, config, manifest_path, rows)
         if parent:
@@ -131,25 +132,44 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
     return CVResult(out, summary, files)
 
 
-def _run_fold(folder: Path, fold_frame: pd.DataFrame, config: Config,
-              callbacks: Sequence[Any], tracking_uri: str | None,
-              parent: Tracker | None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train (or resume) one fold and return its out-of-fold predictions and metrics."""
+@dataclass(frozen=True)
+class FoldTask:
+    """One fold's training and evaluation, as sent to an executor (picklable)."""
 
+    folder: Path
+    repeat: int
+    fold: int
+    repeats: int
+    folds: int
+    frame: pd.DataFrame  # the fold's manifest rows (split = train / val / test)
+    config: Config
+    tracking_uri: str | None = None
+    parent_run_id: str | None = None
+    callbacks: Sequence[Any] = ()
+
+
+def run_fold(task: FoldTask) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Train (or resume) one fold and return its out-of-fold predictions and metrics."""
+    console.print(f"[bold]cv repeat {task.repeat + 1}/{task.repeats}, fold "
+                  f"{task.fold + 1}/{task.folds}[/bold]")
+    folder = task.folder
     manifest_path = folder / "manifest.csv"
     if not manifest_path.is_file():  # kept once written: a resumed fold sees the same split
         # The pre-processing settings beside it: the fold's images are the pre-processed ones.
-        save_config(config, folder / SETTINGS_FILE)
-        write_manifest(fold_frame, manifest_path)
-    fold_config = config.model_copy(deep=True)
+        save_config(task.config, folder / SETTINGS_FILE)
+        write_manifest(task.frame, manifest_path)
+    fold_config = task.config.model_copy(deep=True)
     fold_config.data.manifest = manifest_path
     run = RunDir.at(folder / "run")
-    with open_tracker(tracking_uri, run_name=folder.relative_to(folder.parent.parent).as_posix(),
-                      parent=parent) as tracker:
-        ensure_trained(tracker, fold_config, run, callbacks)
-        predictions, metrics = _fold_evaluation(folder, run, fold_config)
-        if tracker:
-            tracker.log_metrics(metrics, prefix="eval_test_")
+    try:
+        with open_tracker(task.tracking_uri, run_name=f"r{task.repeat}/f{task.fold}",
+                          parent_run_id=task.parent_run_id) as tracker:
+            ensure_trained(tracker, fold_config, run, task.callbacks)
+            predictions, metrics = _fold_evaluation(folder, run, fold_config)
+            if tracker:
+                tracker.log_metrics(metrics, prefix="eval_test_")
+    finally:
+        release_models()
     return predictions, metrics
 
 

@@ -81,7 +81,7 @@ class Tracker:
     the block raises."""
 
     def __init__(self, uri: str, run_name: str | None = None,
-                 experiment: str = DEFAULT_EXPERIMENT, parent: Tracker | None = None,
+                 experiment: str = DEFAULT_EXPERIMENT, parent_run_id: str | None = None,
                  tags: Mapping[str, str] | None = None):
         mlflow = _import_mlflow()
         from mlflow.tracking import MlflowClient
@@ -92,8 +92,8 @@ class Tracker:
         experiment_id = (found.experiment_id if found is not None
                          else self.client.create_experiment(experiment))
         all_tags = {"mammohybrid.version": _version(), **(tags or {})}
-        if parent is not None:
-            all_tags["mlflow.parentRunId"] = parent.run_id
+        if parent_run_id is not None:  # a nested run (a grid cell, a fold)
+            all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         self.run_id: str = run.info.run_id
         self._entities = mlflow.entities
