@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from mammohybrid.cli import app
 from mammohybrid.config import Config, with_overrides
 from mammohybrid.errors import ConfigError
 from mammohybrid.run_dir import RunDir
@@ -66,12 +68,13 @@ def test_grid_on_ray_matches_the_serial_run(local_ray, toy, tmp_path):
         run = RunDir.at(tmp_path / "ray" / "runs" / cell)
         assert run.is_finished() and (run.root / "grid_metrics.json").is_file()
 
-    # Run again on Ray: every cell is finished, nothing is retrained.
+    # The command, run again on Ray: every cell is finished, nothing is retrained.
     model_times = {c: (tmp_path / "ray" / "runs" / c / "model.keras").stat().st_mtime_ns
                    for c in ("avg", "max")}
-    with open_executor("ray") as executor:
-        again = run_grid(spec, tmp_path / "ray", executor=executor, report_best=False)
-    assert [c.status for c in again.cells] == ["finished", "finished"]
+    result = CliRunner().invoke(app, ["grid", str(grid_file), "--out", str(tmp_path / "ray"),
+                                      "--executor", "ray", "--task-cpus", "1"])
+    assert result.exit_code == 0, result.output
+    assert "(done)" in result.output and "| **" in result.output
     assert model_times == {c: (tmp_path / "ray" / "runs" / c / "model.keras").stat().st_mtime_ns
                            for c in ("avg", "max")}
 
