@@ -3,6 +3,7 @@ the raw train step of the same model on in-memory tensors, in one run.
 
     python benchmarks/gpu_train_e2e.py                      # paper model, 229 px, 3 epochs
     python benchmarks/gpu_train_e2e.py --epochs 4 --crops 800
+    python benchmarks/gpu_train_e2e.py --xla                # also the XLA step, no augmentation
     python benchmarks/gpu_train_e2e.py --tiny               # small CNNs at 64 px: a CPU check
 
 1. data: ``--crops`` training and ``--val-crops`` validation synthetic 16-bit mass ROI crops
@@ -19,9 +20,10 @@ the raw train step of the same model on in-memory tensors, in one run.
    in-memory batches of the same size, compiled with ``jit_compile=True`` requested (Keras
    falls back to a plain graph where XLA cannot compile the model: it is printed), timed over
    ``--raw-steps`` ``train_on_batch`` calls after two warm-up calls; its forward pass too, for
-   the ideal epoch (train step + validation forward, no input pipeline). Then the XLA-jitted
-   step of the same network without its augmentation block (TensorFlow's image-transform op
-   has no XLA kernel): what taking the augmentation out of the compiled step could gain.
+   the ideal epoch (train step + validation forward, no input pipeline). With ``--xla``, also
+   the XLA-jitted step of the same network without its augmentation block (TensorFlow's
+   image-transform op has no XLA kernel): what taking the augmentation out of the compiled
+   step could gain, at the price of one more compilation (minutes for the paper model).
 
 The last line is
 
@@ -219,7 +221,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     same = raw_step(config, args.raw_steps, jit=True, deterministic=config.train.deterministic)
     log(json.dumps(same))
     xla = None
-    if not args.skip_xla:
+    if args.xla:
         log("XLA-jitted step of the same network without its augmentation block")
         no_augment = load_config(PRESET, [*overrides, "model.augment=none"])
         xla = raw_step(no_augment, args.raw_steps, jit=True, deterministic=False)
@@ -262,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another config override for preprocess, train and the raw step "
                              "(repeatable), e.g. train.deterministic=false")
-    parser.add_argument("--skip-xla", action="store_true",
-                        help="leave out the XLA step without augmentation (saves a compile)")
+    parser.add_argument("--xla", action="store_true",
+                        help="also time the XLA-jitted step of the network without its "
+                             "augmentation block (one more compilation)")
     parser.add_argument("--keep", metavar="DIR",
                         help="work in DIR and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)

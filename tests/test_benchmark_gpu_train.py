@@ -21,7 +21,7 @@ LAST_LINE = re.compile(r"gpu_train images_per_s=(\S+) pipeline_efficiency=(\S+) 
 def test_tiny_mode_prints_the_summary_line(tmp_path) -> None:
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--crops", "12", "--val-crops", "4",
-         "--epochs", "2", "--raw-steps", "2", "--workers", "1", "--skip-xla",
+         "--epochs", "2", "--raw-steps", "2", "--workers", "1",
          "--keep", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
