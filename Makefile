@@ -8,7 +8,7 @@ DEMO_OUT ?= demo-output
 FUZZ_SECONDS ?= 180
 FUZZ_SEED ?=
 
-.PHONY: demo test check lint bench fuzz venv clean
+.PHONY: demo test check lint bench fuzz venv gpu-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,6 +21,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The same venv for NVIDIA GPUs (docs/gpu.md): the tensorflow-cpu wheel replaced by the GPU
+# build of the same version with its CUDA libraries. Both wheels install the same tensorflow
+# module, so both are removed before the GPU build goes in; redone after every reinstall.
+$(VENV)/.gpu-installed: $(VENV)/.installed
+	version=$$($(BIN)/python -c "import tensorflow; print(tensorflow.__version__)") && \
+	$(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu tensorflow && \
+	$(BIN)/python -m pip install --quiet "tensorflow[and-cuda]==$$version"
+	$(BIN)/mammohybrid devices
+	touch $@
+
+gpu-venv: $(VENV)/.gpu-installed
 
 demo: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/mammohybrid demo --out $(DEMO_OUT)

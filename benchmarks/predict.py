@@ -20,9 +20,15 @@ paper's median chain.
 - pre-processing alone: the same worker pool without the model.
 
 Raw and end-to-end runs alternate, so that a change in the machine's load hits both; every
-figure is the median of the repeats. The last line is
+figure is the median of the repeats. ``--workers`` defaults to every usable core, as
+``mammohybrid predict`` does. The last line is
 
-    predict end_to_end_efficiency=<end-to-end images/s / raw images/s>
+    predict images_per_s=<end to end> forward_images_per_s=<raw> workers=<n>
+        end_to_end_efficiency=<end-to-end images/s / raw images/s>
+
+(one line). On a GPU machine the model is far faster than pre-processing: end to end is then
+bounded by the pre-processing rate of the ``workers`` cores, which ``pre-processing alone``
+shows.
 
 On a CPU-only machine the model and the pre-processing share the cores, so the ratio is
 bounded by ``1 / (1 + raw / pre-processing alone)`` (printed as "no-gain bound" when the
@@ -90,6 +96,16 @@ def write_run(folder: Path, model_section) -> Path:
     return folder
 
 
+def model_device() -> str:
+    """Where TensorFlow runs the model: its first GPU's name, else the CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+
+
 def seconds(function: Callable[[], object]) -> float:
     start = time.perf_counter()
     function()
@@ -100,6 +116,7 @@ def benchmark(args: argparse.Namespace) -> int:
     from mammohybrid.imaging import read_image
     from mammohybrid.inference import Predictor
     from mammohybrid.preprocess import to_model_input
+    from mammohybrid.workers import usable_cores
 
     count, repeats = (24, 2) if args.quick else (args.images, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +130,8 @@ def benchmark(args: argparse.Namespace) -> int:
               f"random weights; batch {args.batch_size}")
         print(f"inputs: {count} synthetic 16-bit crops (PNG and DICOM), pre-processing "
               f"'{predictor.config.preprocess.strategy}'; {args.workers} worker process(es), "
-              f"niceness {args.niceness}; {os.cpu_count()} CPU(s); repeats {repeats} (medians)")
+              f"niceness {args.niceness}; {usable_cores()} usable CPU core(s); model on "
+              f"{model_device()}; repeats {repeats} (medians)")
 
         # In-memory model inputs: the very tensors the end-to-end run feeds the model.
         processed = [predictor.ensemble(read_image(p))[predictor.ensemble.primary].image
@@ -155,7 +173,8 @@ def benchmark(args: argparse.Namespace) -> int:
         if args.sweep:
             sweep(predictor, paths, args, repeats, raw, count)
     efficiency = e2e_rate / raw_rate
-    print(f"predict end_to_end_efficiency={efficiency:.3f}")
+    print(f"predict images_per_s={e2e_rate:.2f} forward_images_per_s={raw_rate:.2f} "
+          f"workers={args.workers} end_to_end_efficiency={efficiency:.3f}")
     return 0
 
 
@@ -184,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=None,
+                        help="pre-processing processes (default: every usable core, as "
+                             "predict)")
     parser.add_argument("--niceness", type=int, default=10,
                         help="how much lower the workers' priority is (Predictor default 10)")
     parser.add_argument("--preset", default="paper",
@@ -195,7 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=229)
     parser.add_argument("--sweep", action="store_true",
                         help="also measure workers 1/2 x niceness 0/10")
-    return benchmark(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.workers is None:
+        from mammohybrid.workers import usable_cores
+
+        args.workers = usable_cores()
+    return benchmark(args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ through ``on_crash`` (an error row), then goes on with the rest.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +21,15 @@ ResultT = TypeVar("ResultT")
 
 # What the error of a task whose worker died says.
 WORKER_DIED = "the worker process died while handling this file (a decoder crashed)"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask where the system has one (a
+    container or ``taskset`` may allow fewer than the machine has), else every core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
 
 
 class CrashSafePool(Generic[TaskT, ResultT]):

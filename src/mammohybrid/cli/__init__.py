@@ -13,6 +13,7 @@ from mammohybrid.cli import evaluation  # noqa: F401
 from mammohybrid.cli import predict  # noqa: F401
 from mammohybrid.cli import serve  # noqa: F401
 from mammohybrid.cli import config_cmd  # noqa: F401
+from mammohybrid.cli import devices  # noqa: F401
 # isort: on
 from mammohybrid.cli.app import app, main
 

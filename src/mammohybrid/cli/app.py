@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from mammohybrid.config import Config, load_config
+from mammohybrid.workers import usable_cores
 
 app = typer.Typer(
     name="mammohybrid",
@@ -96,11 +97,9 @@ def exit_for_items(done: int, failed: int) -> None:
 
 
 def default_workers() -> int:
-    """The CPUs this process may use: the default number of worker processes."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The default number of worker processes: one per usable CPU core (pre-processing, NLM
+    above all, is one core's work per image)."""
+    return usable_cores()
 
 
 def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Config:

@@ -29,6 +29,7 @@ import pandas as pd
 from mammohybrid.config import Config, PreprocessConfig, load_config
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.progress import console
+from mammohybrid.workers import usable_cores
 
 SETTINGS_FILE = "config.yaml"  # beside a pre-processed manifest
 BATCH_COLUMNS = ("source_path", "status")  # columns only run_batch writes
@@ -102,8 +103,9 @@ def default_cache_root(manifest: Path) -> Path:
 
 
 def default_workers() -> int:
-    """Worker processes for pre-processing: every core (NLM is one core's work per image)."""
-    return max(1, os.cpu_count() or 1)
+    """Worker processes for pre-processing: every usable core (NLM is one core's work per
+    image)."""
+    return usable_cores()
 
 
 def _flatten(data: object, prefix: str = "") -> dict[str, object]:

@@ -17,6 +17,8 @@ import tensorflow as tf
 from tensorflow.python.framework import config as _tf_config
 
 from mammohybrid.config import TrainConfig
+from mammohybrid.progress import console
+from mammohybrid.training.devices import describe_devices
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,12 @@ def set_op_determinism(enabled: bool) -> None:
 @contextlib.contextmanager
 def training_runtime(config: TrainConfig, seed: int) -> Iterator[Runtime]:
     """Seed, pick the strategy and the dtype policy for one run; restore the process-wide
-    settings (policy, op determinism) after."""
+    settings (policy, op determinism) after. A TensorFlow that cannot use the machine's NVIDIA
+    GPU is reported first, with its fix (:mod:`mammohybrid.training.devices`)."""
+    for warning in describe_devices().warnings:
+        # Not markup: the fix holds brackets (tensorflow[and-cuda]).
+        console.print(f"warning: {warning}", style="bold yellow", markup=False, highlight=False,
+                      soft_wrap=True)
     was_deterministic = _tf_config.is_op_determinism_enabled()
     seed_everything(seed, config.deterministic)
     strategy = make_strategy(config.distribute)
