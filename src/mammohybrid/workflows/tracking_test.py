@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from mammohybrid.config import Config, save_config, with_overrides
+from mammohybrid.config import Config, flatten, save_config, with_overrides
 from mammohybrid.run_dir import RunDir
-from mammohybrid.workflows.tracking import Tracker, TrackingError, flatten, open_tracker
+from mammohybrid.workflows.tracking import Tracker, TrackingError, open_tracker
 
 pytest.importorskip("mlflow")
 
@@ -15,11 +15,6 @@ def _client(uri):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
-
-
-def test_flatten_dotted_keys():
-    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
-        "a.b": "1", "a.c.d": "None", "e": "[1, 2]"}
 
 
 def test_logs_params_metrics_artifacts_to_a_file_store(tmp_path):
