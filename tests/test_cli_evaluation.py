@@ -27,13 +27,10 @@ TINY = ["model.backbones=[tinycnn]", "model.weights=none", "model.input_size=32"
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    """A pre-processed toy dataset: 48 usable images (one patient each) + one failed row."""
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    return make_toy_dataset(tmp_path_factory.mktemp("toy"),
-                            {"train": 24, "val": 12, "test": 12}, size=32,
-                            config=with_overrides(Config(), TINY))
+def toy(toy_dataset) -> Path:
+    """The toy dataset with 48 usable images (one patient each, 24 train, 12 val, 12 test) +
+    one failed row: enough for the cross-validation folds."""
+    return toy_dataset({"train": 24, "val": 12, "test": 12})
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.config import PreprocessConfig, load_config, with_overrides
+from mammohybrid.config import PreprocessConfig
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import RunNotFinishedError
 from mammohybrid.imaging import read_image, write_dicom, write_png
@@ -21,19 +21,18 @@ from mammohybrid.preprocess import preprocess_image, to_model_input
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory, tiny_config) -> Path:
     """A finished run: a tiny hybrid trained one epoch on the training module's toy dataset
     (pre-processed with the gaussian strategy at 32 px), threshold chosen on validation."""
     from mammohybrid.training import train
     from mammohybrid.training.toydata import make_toy_dataset
 
     folder = tmp_path_factory.mktemp("predictor")
-    config = load_config(None, ["preprocess.strategy=gaussian", "preprocess.output_size=32",
-                                "model.backbones=[tinycnn]", "model.weights=none",
-                                "model.input_size=32", "train.epochs=1",
-                                "evaluate.threshold=youden"])
-    manifest = make_toy_dataset(folder / "data", size=32, config=config)
-    return train(with_overrides(config, [f"data.manifest={manifest}"]), folder / "run").root
+    manifest = folder / "data" / "manifest.csv"
+    config = tiny_config(manifest, "preprocess.strategy=gaussian", "train.epochs=1",
+                         "evaluate.threshold=youden")
+    make_toy_dataset(manifest.parent, size=32, config=config)
+    return train(config, folder / "run").root
 
 
 @pytest.fixture(scope="module")

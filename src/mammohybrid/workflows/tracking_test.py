@@ -96,18 +96,12 @@ def test_sqlite_store_needs_sqlalchemy(tmp_path):
         assert _client(uri).get_run(tracker.run_id).data.metrics == {"auc": 0.5}
 
 
-def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path):
-    from mammohybrid.config import load_config
+def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path, toy, tiny_config):
     from mammohybrid.errors import ConfigError
-    from mammohybrid.training.toydata import make_toy_dataset
     from mammohybrid.workflows.tracking import ensure_trained
 
-    manifest = make_toy_dataset(tmp_path / "data", size=32)
-
     def config(*extra):
-        return load_config(None, [f"data.manifest={manifest}", "model.backbones=[tinycnn]",
-                                  "model.input_size=32", "model.weights=none",
-                                  "train.batch_size=8", "train.epochs=1", *extra])
+        return tiny_config(toy, "train.epochs=1", *extra)
 
     run = RunDir.at(tmp_path / "run")
     ensure_trained(None, config(), run)
