@@ -79,3 +79,19 @@ def toy_dataset(tmp_path_factory) -> Callable[..., Path]:
 def toy(toy_dataset) -> Path:
     """The default toy manifest (see ``toy_dataset``)."""
     return toy_dataset()
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, tiny_config) -> Path:
+    """A finished run directory: the tiny hybrid trained one epoch on the toy images
+    pre-processed with the gaussian strategy, threshold chosen on validation. Trained once per
+    test process; tests copy it before changing anything in it."""
+    from mammohybrid.training import train
+    from mammohybrid.training.toydata import make_toy_dataset
+
+    folder = tmp_path_factory.mktemp("trained")
+    manifest = folder / "data" / "manifest.csv"
+    config = tiny_config(manifest, "preprocess.strategy=gaussian", "train.epochs=1",
+                         "evaluate.threshold=youden")
+    make_toy_dataset(manifest.parent, size=32, config=config)
+    return train(config, folder / "run").root

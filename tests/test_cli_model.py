@@ -42,6 +42,7 @@ def test_paper_median_preset_is_the_median_table5_row() -> None:
     assert config.model.backbones == ["resnet50v2", "efficientnetb7"]
 
 
+@pytest.mark.slow
 def test_summary_of_a_config_file_with_overrides(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("model:\n  backbones: [tinycnn]\n  input_size: 64\n")
@@ -67,12 +68,14 @@ def test_train_writes_a_finished_run_directory(tmp_path: Path, toy: Path) -> Non
     assert resumed.returncode == 0 and "already trained" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_train_without_a_manifest_is_a_one_line_error(tmp_path: Path) -> None:
     done = run("train", "--out", str(tmp_path / "run"), *TINY)
     assert done.returncode == 1
     assert "data.manifest is not set" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_imagenet_for_a_from_scratch_backbone_is_a_one_line_error(tmp_path: Path,
                                                                    toy: Path) -> None:
     # The offline-download path itself is tested in models/weights_test.py (no network here

@@ -64,6 +64,7 @@ def test_faint_lesions_stay_below_the_fixed_threshold():
         assert np.mean(smooth > THRESHOLD_16) < 0.001
 
 
+@pytest.mark.slow
 def test_margin_shape_separates_the_classes_after_the_papers_chain():
     """The benign/malignant cue survives NLM -> ROI(193) -> median: the solidity of the kept
     region alone separates the classes, while size and contrast overlap."""
@@ -97,6 +98,7 @@ def _digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes(tmp_path):
     summary = generate_cbis_ddsm(tmp_path / "first", patients=3, seed=4)
     first = _digest(tmp_path / "first")

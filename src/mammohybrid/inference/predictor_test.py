@@ -21,21 +21,6 @@ from mammohybrid.preprocess import preprocess_image, to_model_input
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_config) -> Path:
-    """A finished run: a tiny hybrid trained one epoch on the training module's toy dataset
-    (pre-processed with the gaussian strategy at 32 px), threshold chosen on validation."""
-    from mammohybrid.training import train
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    folder = tmp_path_factory.mktemp("predictor")
-    manifest = folder / "data" / "manifest.csv"
-    config = tiny_config(manifest, "preprocess.strategy=gaussian", "train.epochs=1",
-                         "evaluate.threshold=youden")
-    make_toy_dataset(manifest.parent, size=32, config=config)
-    return train(config, folder / "run").root
-
-
-@pytest.fixture(scope="module")
 def predictor(run_dir: Path) -> Predictor:
     with Predictor.from_run(run_dir) as loaded:
         yield loaded
@@ -125,6 +110,7 @@ def test_predict_paths_equals_the_pipeline_by_hand(predictor: Predictor, images,
     assert frame["label"].dtype == "Int64" and frame["roi_empty"].dtype == "boolean"
 
 
+@pytest.mark.slow
 def test_workers_and_batch_size_do_not_change_the_results(predictor: Predictor, images) -> None:
     inputs = list(images.values()) * 3
     expected = predictor.predict_paths(inputs, batch_size=8, workers=0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 from mammohybrid.models import build_model
 from mammohybrid.training.data import ImageSplit, load_splits
@@ -37,6 +38,7 @@ def test_when_the_cache_is_used(toy: Path, tiny_config) -> None:
     assert augmented_copies(tiny_config(toy, *CACHED, "model.augment=none")) == 1
 
 
+@pytest.mark.slow
 def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: Path, tiny_config) -> None:
     cache = _cache(tmp_path, tiny_config(toy, *CACHED))
     cache.ensure()
@@ -54,6 +56,7 @@ def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: Path, tiny_config) ->
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_invalidated(tmp_path, toy: Path, tiny_config) -> None:
     cache = _cache(tmp_path, tiny_config(toy, *CACHED))
     cache.ensure()
@@ -67,6 +70,7 @@ def test_cache_is_reused_and_invalidated(tmp_path, toy: Path, tiny_config) -> No
     assert not (cache.folder / "train-c2.npz").exists()  # other settings: recomputed
 
 
+@pytest.mark.slow
 def test_epochs_cycle_through_the_copies(tmp_path, toy: Path, tiny_config) -> None:
     cache = _cache(tmp_path, tiny_config(toy, *CACHED))
     cache.ensure()

@@ -60,6 +60,7 @@ def test_strength_is_chosen_by_patient_grouped_inner_cv():
     assert few.folds == 3
 
 
+@pytest.mark.slow
 def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy, tiny_config):
     config = tiny_config(toy, *LOGISTIC, "train.logistic_c=[0.5]")
     splits = load_splits(config)
@@ -79,6 +80,7 @@ def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy, tiny_c
         roc_auc_score(splits["val"]["label"], expected))
 
 
+@pytest.mark.slow
 def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkeypatch,
                                                                 tiny_config):
     # A dataset of its own: the cache is written beside its images.

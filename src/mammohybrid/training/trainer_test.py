@@ -33,6 +33,7 @@ def finished_run(toy: Path, tmp_path_factory, tiny_config) -> tuple[RunDir, Conf
     return train(config, tmp_path_factory.mktemp("runs") / "run"), config
 
 
+@pytest.mark.slow
 def test_run_directory_has_every_artefact(finished_run) -> None:
     run, config = finished_run
     assert run.is_finished()
@@ -57,6 +58,7 @@ def test_run_directory_has_every_artefact(finished_run) -> None:
     assert (run.backup / "state.json").is_file()
 
 
+@pytest.mark.slow
 def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
     run, _ = finished_run
     backup = Backup(run.backup)
@@ -75,6 +77,7 @@ def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
     assert 0.0 <= probability <= 1.0
 
 
+@pytest.mark.slow
 def test_threshold_is_chosen_on_validation(finished_run) -> None:
     from mammohybrid.decision import select_threshold
     from mammohybrid.training import predict_manifest
@@ -87,6 +90,7 @@ def test_threshold_is_chosen_on_validation(finished_run) -> None:
     assert json.loads(run.threshold.read_text()) == pytest.approx(expected.to_dict())
 
 
+@pytest.mark.slow
 def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -103,6 +107,7 @@ def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     assert history["val_auc"].iloc[info["best_epoch"] - 1] == pytest.approx(exact, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_existing_run_needs_resume_and_the_same_config(finished_run, toy, tiny_config) -> None:
     run, config = finished_run
     with pytest.raises(MammohybridError, match="already holds a training run.*--resume"):
@@ -112,6 +117,7 @@ def test_existing_run_needs_resume_and_the_same_config(finished_run, toy, tiny_c
               resume=True)
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run(toy, tmp_path, tiny_config) -> None:
     run = train(tiny_config(toy, "train.epochs=1"), tmp_path / "run")
     first = pd.read_csv(run.history)
@@ -197,6 +203,7 @@ def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path, tiny_config) 
                                   rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_frozen_cache_with_augmented_copies(toy, tmp_path, tiny_config) -> None:
     run = train(tiny_config(toy, "model.trainable=none", "train.augment_copies=2",
                             "train.epochs=3"), tmp_path / "run")
@@ -329,6 +336,7 @@ def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path, tiny_config) -> Non
     assert keras.saving.load_model(run.model).output_shape == (None, 1)
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path, tiny_config) -> None:
     run = train(tiny_config(toy, "train.mixed_precision=on", "train.epochs=1"), tmp_path / "run")
     assert json.loads(run.info.read_text())["runtime"]["mixed_precision"] is True

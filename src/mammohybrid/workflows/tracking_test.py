@@ -96,6 +96,7 @@ def test_sqlite_store_needs_sqlalchemy(tmp_path):
         assert _client(uri).get_run(tracker.run_id).data.metrics == {"auc": 0.5}
 
 
+@pytest.mark.slow
 def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path, toy, tiny_config):
     from mammohybrid.errors import ConfigError
     from mammohybrid.workflows.tracking import ensure_trained
