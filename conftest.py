@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mammohybrid.config import Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -28,3 +33,65 @@ def cbis_csv_dir(shared_dir: Path) -> Path:
     if not (folder / "mass_case_description_train_set.csv").is_file():
         pytest.skip(f"{folder} lacks the real CBIS-DDSM CSVs")
     return folder
+
+
+# A model and training small enough for a unit test: one tiny CNN on 32-px images, two epochs
+# at a learning rate that learns the toy images in them.
+TINY_OVERRIDES = ["model.backbones=[tinycnn]", "model.weights=none", "model.input_size=32",
+                  "preprocess.output_size=32", "train.epochs=2", "train.batch_size=8",
+                  "train.learning_rate=0.01", "seed=3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[..., Config]:
+    """``tiny_config(manifest, *overrides)``: a :class:`Config` for a tiny training on
+    ``manifest`` (see ``TINY_OVERRIDES``), with ``key=value`` overrides applied after."""
+    from mammohybrid.config import load_config
+
+    def make(manifest: str | os.PathLike[str], *overrides: str) -> Config:
+        return load_config(None, [*TINY_OVERRIDES, f"data.manifest={manifest}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory) -> Callable[..., Path]:
+    """``toy_dataset(counts=None)``: the manifest of a pre-processed toy dataset of 32-px images
+    (``mammohybrid.training.toydata``: ``counts`` images per split, default 16 train, 8 val,
+    8 test, plus one failed row), its ``config.yaml`` the tiny config's. Written once per
+    ``counts`` and test process; tests must not change it."""
+    from mammohybrid.config import load_config
+    from mammohybrid.training.toydata import make_toy_dataset
+
+    written: dict[tuple[tuple[str, int], ...], Path] = {}
+
+    def make(counts: dict[str, int] | None = None) -> Path:
+        key = tuple(sorted((counts or {}).items()))
+        if key not in written:
+            written[key] = make_toy_dataset(tmp_path_factory.mktemp("toy"), counts, size=32,
+                                            config=load_config(None, TINY_OVERRIDES))
+        return written[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def toy(toy_dataset) -> Path:
+    """The default toy manifest (see ``toy_dataset``)."""
+    return toy_dataset()
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, tiny_config) -> Path:
+    """A finished run directory: the tiny hybrid trained one epoch on the toy images
+    pre-processed with the gaussian strategy, threshold chosen on validation. Trained once per
+    test process; tests copy it before changing anything in it."""
+    from mammohybrid.training import train
+    from mammohybrid.training.toydata import make_toy_dataset
+
+    folder = tmp_path_factory.mktemp("trained")
+    manifest = folder / "data" / "manifest.csv"
+    config = tiny_config(manifest, "preprocess.strategy=gaussian", "train.epochs=1",
+                         "evaluate.threshold=youden")
+    make_toy_dataset(manifest.parent, size=32, config=config)
+    return train(config, folder / "run").root

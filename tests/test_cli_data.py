@@ -29,6 +29,7 @@ def synth_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_synth_then_ingest_cbis_ddsm_end_to_end(synth_dir):
     manifest_path = synth_dir / "manifest.csv"
     done = run("ingest", "cbis-ddsm", str(synth_dir), "--out", str(manifest_path),
@@ -57,6 +58,7 @@ def test_synth_then_ingest_cbis_ddsm_end_to_end(synth_dir):
     assert "BENIGN_WITHOUT_CALLBACK mapped to benign" in done.stdout
 
 
+@pytest.mark.slow
 def test_ingest_errors_are_one_line(tmp_path):
     done = run("ingest", "cbis-ddsm", str(tmp_path / "nowhere"), "--out",
                str(tmp_path / "m.csv"))

@@ -21,19 +21,18 @@ from mammohybrid.evaluation.metrics import METRIC_NAMES
 from mammohybrid.run_dir import RunDir
 
 runner = CliRunner()
+# One worker runs this file's tests, so that the trained run below is trained once.
+pytestmark = pytest.mark.xdist_group("cli_evaluation")
 TINY = ["model.backbones=[tinycnn]", "model.weights=none", "model.input_size=32",
         "model.augment=none", "preprocess.output_size=32", "train.epochs=2",
         "train.batch_size=8", "train.learning_rate=0.03", "evaluate.bootstrap_samples=200"]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    """A pre-processed toy dataset: 48 usable images (one patient each) + one failed row."""
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    return make_toy_dataset(tmp_path_factory.mktemp("toy"),
-                            {"train": 24, "val": 12, "test": 12}, size=32,
-                            config=with_overrides(Config(), TINY))
+def toy(toy_dataset) -> Path:
+    """The toy dataset with 48 usable images (one patient each, 24 train, 12 val, 12 test) +
+    one failed row: enough for the cross-validation folds."""
+    return toy_dataset({"train": 24, "val": 12, "test": 12})
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +299,7 @@ def test_cv_runs_resumes_after_interruption_and_summarises(toy, tmp_path):
         assert not held_out & set(fold_manifest.query("split != 'test'")["image_path"])
 
 
+@pytest.mark.slow
 def test_train_with_mlflow_logs_params_epochs_and_files(toy, tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
@@ -345,6 +345,7 @@ def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy,
     assert not np.allclose(merged["probability_x"], merged["probability_y"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("include_test", [False, True])
 def test_cv_leaves_the_test_split_out_unless_asked(toy, tmp_path, monkeypatch, include_test):
     """The manifest's test split is kept for a final evaluation: cv folds it in only with

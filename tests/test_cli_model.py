@@ -13,7 +13,8 @@ from mammohybrid.run_dir import RunDir
 
 CLI = [sys.executable, "-c", "from mammohybrid.cli import main; main()"]
 TINY = ["--set", "model.backbones=[tinycnn]", "--set", "model.input_size=32",
-        "--set", "model.weights=none", "--set", "train.epochs=1", "--set", "train.batch_size=8"]
+        "--set", "model.weights=none", "--set", "preprocess.output_size=32",
+        "--set", "train.epochs=1", "--set", "train.batch_size=8"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,6 +42,7 @@ def test_paper_median_preset_is_the_median_table5_row() -> None:
     assert config.model.backbones == ["resnet50v2", "efficientnetb7"]
 
 
+@pytest.mark.slow
 def test_summary_of_a_config_file_with_overrides(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("model:\n  backbones: [tinycnn]\n  input_size: 64\n")
@@ -52,37 +54,33 @@ def test_summary_of_a_config_file_with_overrides(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_writes_a_finished_run_directory(tmp_path: Path) -> None:
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    manifest = make_toy_dataset(tmp_path / "data", size=32)
+def test_train_writes_a_finished_run_directory(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "run"
-    done = run("train", "--out", str(out), "--set", f"data.manifest={manifest}", *TINY)
+    done = run("train", "--out", str(out), "--set", f"data.manifest={toy}", *TINY)
     assert done.returncode == 0, done.stderr
     assert f"model: {out / 'model.keras'}" in done.stdout
     run_dir = RunDir.at(out)
     assert run_dir.is_finished() and run_dir.threshold.is_file()
     assert json.loads(run_dir.info.read_text())["epochs"] == 1
-    again = run("train", "--out", str(out), "--set", f"data.manifest={manifest}", *TINY)
+    again = run("train", "--out", str(out), "--set", f"data.manifest={toy}", *TINY)
     assert again.returncode == 1 and "--resume" in again.stderr
-    resumed = run("train", "--out", str(out), "--resume", "--set", f"data.manifest={manifest}",
-                  *TINY)
+    resumed = run("train", "--out", str(out), "--resume", "--set", f"data.manifest={toy}", *TINY)
     assert resumed.returncode == 0 and "already trained" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_train_without_a_manifest_is_a_one_line_error(tmp_path: Path) -> None:
     done = run("train", "--out", str(tmp_path / "run"), *TINY)
     assert done.returncode == 1
     assert "data.manifest is not set" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_imagenet_for_a_from_scratch_backbone_is_a_one_line_error(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_imagenet_for_a_from_scratch_backbone_is_a_one_line_error(tmp_path: Path,
+                                                                   toy: Path) -> None:
     # The offline-download path itself is tested in models/weights_test.py (no network here
     # either way: tinycnn has no ImageNet weights, which must be said as plainly).
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    manifest = make_toy_dataset(tmp_path / "data", size=32)
-    done = run("train", "--out", str(tmp_path / "run"), "--set", f"data.manifest={manifest}",
+    done = run("train", "--out", str(tmp_path / "run"), "--set", f"data.manifest={toy}",
                *TINY, "--set", "model.weights=imagenet")
     assert done.returncode == 1
     assert "no ImageNet weights" in done.stderr and "model.weights: none" in done.stderr

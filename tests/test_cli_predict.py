@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from mammohybrid.cli import app, main
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.imaging import read_image, write_png
-from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
 
 runner = CliRunner()
 
@@ -79,7 +78,8 @@ def test_help_lists_the_options() -> None:
         assert option in result.output
 
 
-def test_bad_files_get_error_rows_and_a_non_zero_exit(run_dir, inputs, tmp_path) -> None:  # noqa: F811
+@pytest.mark.slow
+def test_bad_files_get_error_rows_and_a_non_zero_exit(run_dir, inputs, tmp_path) -> None:
     out = tmp_path / "predictions.csv"
     result = runner.invoke(app, ["predict", str(run_dir), str(tmp_path / "crops"),
                                  str(tmp_path / "empty"), "--out", str(out),
@@ -111,7 +111,8 @@ def test_bad_files_get_error_rows_and_a_non_zero_exit(run_dir, inputs, tmp_path)
     assert (tmp_path / "predictions.config.yaml").is_file()
 
 
-def test_clean_run_with_gradcam_and_filter_ensemble(run_dir, inputs, tmp_path) -> None:  # noqa: F811
+@pytest.mark.slow
+def test_clean_run_with_gradcam_and_filter_ensemble(run_dir, inputs, tmp_path) -> None:
     out = tmp_path / "p.csv"
     good = [str(inputs[name]) for name in ("png8", "dicom16", "pgm16")]
     result = runner.invoke(app, ["predict", str(run_dir), *good, "-o", str(out),
@@ -130,7 +131,7 @@ def test_clean_run_with_gradcam_and_filter_ensemble(run_dir, inputs, tmp_path) -
     assert all(Path(p).is_file() for p in frame["gradcam"])
 
 
-def test_errors_are_one_line(run_dir, tmp_path, capsys) -> None:  # noqa: F811
+def test_errors_are_one_line(run_dir, tmp_path, capsys) -> None:
     image = write_png(tmp_path / "a.png", np.zeros((40, 40), np.uint8))
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(tmp_path), str(image), "--out", str(tmp_path / "p.csv")])

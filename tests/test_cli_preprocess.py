@@ -30,6 +30,7 @@ def test_help_lists_the_options():
         assert option in result.output
 
 
+@pytest.mark.slow
 def test_parallel_run_with_a_corrupt_image_reports_it_and_goes_on(tmp_path):
     manifest = make_dataset(tmp_path, count=5)
     result = runner.invoke(app, ["preprocess", str(manifest), "--out", str(tmp_path / "out"),
@@ -78,6 +79,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "unknown strategy 'bilateral'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9(tmp_path):
     manifest = make_dataset(tmp_path, count=40, bad=False, dark=False)
     out = tmp_path / "out"

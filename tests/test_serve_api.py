@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -28,7 +29,6 @@ from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.evaluation.evaluate import metrics_report
 from mammohybrid.imaging import write_dicom, write_png
 from mammohybrid.inference import COLUMNS, Predictor
-from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
 from mammohybrid.serve.analysis import UploadLimits, safe_file_name
 from mammohybrid.serve.app import app_for_run, page_html
 from mammohybrid.serve.headless import free_port
@@ -42,13 +42,13 @@ GRADCAM_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def predictor(run_dir: Path) -> Predictor:  # noqa: F811
+def predictor(run_dir: Path) -> Predictor:
     with Predictor.from_run(run_dir) as loaded:
         yield loaded
 
 
 @pytest.fixture(scope="module")
-def client(predictor: Predictor, run_dir: Path):  # noqa: F811
+def client(predictor: Predictor, run_dir: Path):
     with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS)) as test_client:
         yield test_client
 
@@ -116,7 +116,7 @@ def predict_command_csv(run: Path, paths: list[Path], tmp_path: Path,
     return out.read_text(encoding="utf-8")
 
 
-def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_dir, predictor,  # noqa: F811
+def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_dir, predictor,
                                                             tmp_path, monkeypatch) -> None:
     paths = [crops[name] for name in ("dicom", "png", "pgm", "jpeg")]
     response = upload(client, paths)
@@ -166,7 +166,7 @@ def _decoded(uri: str) -> np.ndarray:
     return image
 
 
-def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops, run_dir,  # noqa: F811
+def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops, run_dir,
                                                                    tmp_path, monkeypatch) -> None:
     names = ["text", "png", "corrupt_dicom", "bomb", "oversize"]
     response = upload(client, [crops[name] for name in names])
@@ -188,7 +188,7 @@ def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops
     assert upload(client, [crops["png"]]).json()["results"][0]["error"] == ""
 
 
-def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: F811
+def test_pixel_limit(predictor, run_dir, crops) -> None:
     limits = UploadLimits(max_pixels=60 * 60)
     with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
         results = upload(small, [crops["dicom"], crops["tiny"]]).json()["results"]
@@ -202,7 +202,7 @@ def test_pixel_limit(predictor, run_dir, crops) -> None:  # noqa: F811
     assert list(frame["path"]) == ["mass.dcm"] and frame["error"][0].startswith("mass.dcm:")
 
 
-def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:
     paths = [crops["dicom"], crops["png"]]
     with Predictor.from_run(run_dir, ["median", "wiener"]) as ensemble, \
             fastapi_testclient.TestClient(app_for_run(ensemble, run_dir, LIMITS)) as client:
@@ -297,7 +297,7 @@ def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None:
     assert list(scratch.iterdir()) == []
 
 
-def test_run_summary(client, predictor, run_dir, tmp_path) -> None:  # noqa: F811
+def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
     run = client.get("/api/run").json()
     threshold = json.loads((run_dir / "threshold.json").read_text())
     assert run["threshold"] == threshold
@@ -307,16 +307,18 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:  # noqa: F81
     assert run["limits"] == {"max_file_bytes": LIMITS.max_file_bytes,
                              "max_files": LIMITS.max_files, "max_pixels": LIMITS.max_pixels}
 
-    # An evaluation's metrics.json, with its bootstrap intervals, is shown.
-    folder = run_dir / "evaluation-test"
-    folder.mkdir(exist_ok=True)
+    # An evaluation's metrics.json, with its bootstrap intervals, is shown (in a copy: other
+    # tests share the run).
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    folder = copy / "evaluation-test"
+    folder.mkdir()
     predictions = pd.DataFrame({"patient": [f"P{i // 2}" for i in range(40)],
                                 "label": [i % 2 for i in range(40)],
                                 "probability": np.linspace(0.05, 0.95, 40)})
     config = predictor.config.evaluate.model_copy(update={"bootstrap_samples": 200})
     metrics = metrics_report(predictions, predictor.threshold, config, 0, "test")
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS)) as fresh:
+    with fastapi_testclient.TestClient(app_for_run(predictor, copy, LIMITS)) as fresh:
         evaluation, = fresh.get("/api/run").json()["evaluations"]
     assert evaluation["split"] == "test" and evaluation["n"] == 40
     auc = next(row for row in evaluation["metrics"] if row["metric"] == "ROC AUC")
@@ -356,7 +358,7 @@ def test_interactive_docs_are_off(client) -> None:
         assert client.get(path).status_code == 404
 
 
-def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  # noqa: F811
+def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
@@ -370,7 +372,7 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:  #
 
 
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
-def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,  # noqa: F811
+def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,
                                                              host: str, warned: bool) -> None:
     import uvicorn
 
@@ -403,7 +405,7 @@ def test_not_a_run_is_one_line(tmp_path, capsys) -> None:
     assert "not a run directory (no config.yaml)" in error and "Traceback" not in error
 
 
-def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:  # noqa: F811
+def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as exit_info:

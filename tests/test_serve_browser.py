@@ -21,7 +21,6 @@ from test_serve_api import png_declaring, predict_command_csv
 
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.imaging import write_dicom, write_png
-from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
 from mammohybrid.serve.headless import (
     chromium_driver,
     find_chromium,
@@ -52,7 +51,7 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mammohybrid serve RUN_DIR --port P --max-megapixels 1`` as a user starts it; yields
     its URL."""
     port = free_port()
@@ -89,7 +88,7 @@ def _requested_urls(driver) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -> None:
     rng = np.random.default_rng(21)
     crops = tmp_path / "crops"
     files = [write_dicom(crops / "mass.dcm", render_roi_crop(rng, 90, malignant=True),
@@ -175,6 +174,7 @@ def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -
     assert outside == []
 
 
+@pytest.mark.slow
 def test_the_command_refuses_a_bomb_from_its_header(server) -> None:
     """``--max-megapixels`` reaches the read budget: a PNG declaring 400 million pixels is
     refused from its header, before decoding, at the server's own limit."""

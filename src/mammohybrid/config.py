@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -495,6 +496,19 @@ def with_overrides(config: Config, overrides: list[str]) -> Config:
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     return config.model_dump(mode="json")
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> ``{"a.b.c": value}``, the dotted names ``key=value`` overrides use
+    (``prefix``: a first name part for every key)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
 
 
 def config_to_yaml(config: Config) -> str:

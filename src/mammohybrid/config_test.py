@@ -10,6 +10,7 @@ import pytest
 from mammohybrid.config import (
     Config,
     apply_overrides,
+    flatten,
     load_config,
     parse_override,
     preset_names,
@@ -100,6 +101,15 @@ def test_override_syntax() -> None:
         parse_override("just-a-key")
     with pytest.raises(ConfigError, match="'seed' is not a section"):
         apply_overrides({"seed": 1}, ["seed.x=2"])
+
+
+def test_flatten_gives_the_dotted_names_overrides_use() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
+        "a.b": 1, "a.c.d": None, "e": [1, 2]}
+    assert flatten({"x": {"y": 2}}, "top") == {"top.x.y": 2}
+    dotted = flatten(Config().model_dump(mode="json"))
+    assert with_overrides(Config(), ["model.pooling=max"]).model.pooling == "max"
+    assert "model.pooling" in dotted and "preprocess.strategy" in dotted
 
 
 def test_saved_config_reloads_identically(tmp_path) -> None:

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from mammohybrid.cli import app
 from mammohybrid.imaging import write_png
-from mammohybrid.inference.predictor_test import run_dir  # noqa: F401 - the trained run fixture
 
 from .conftest import small_crop
 
@@ -85,13 +84,13 @@ def test_ingest_exits_1_when_nothing_is_ingested(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no usable image" in str(result.exception)
 
 
-def _copy_run(run_dir: Path, tmp_path: Path) -> Path:  # noqa: F811
+def _copy_run(run_dir: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     return copy
 
 
-def test_predict_warns_on_a_1x1_image_and_exits_3_on_a_bad_one(run_dir: Path,  # noqa: F811
+def test_predict_warns_on_a_1x1_image_and_exits_3_on_a_bad_one(run_dir: Path,
                                                                tmp_path: Path) -> None:
     good = write_png(tmp_path / "in" / "good.png", small_crop(1, (60, 60)))
     dot = write_png(tmp_path / "in" / "dot.png", np.full((1, 1), 230, np.uint8))
@@ -110,7 +109,7 @@ def test_predict_warns_on_a_1x1_image_and_exits_3_on_a_bad_one(run_dir: Path,  #
     assert only_bad.exit_code == 1, only_bad.output
 
 
-def test_predict_refuses_an_output_over_an_input(run_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_predict_refuses_an_output_over_an_input(run_dir: Path, tmp_path: Path) -> None:
     image = write_png(tmp_path / "a.png", small_crop(2))
     before = image.read_bytes()
     result = runner.invoke(app, ["predict", str(run_dir), str(image), "--out", str(image)])
@@ -119,7 +118,7 @@ def test_predict_refuses_an_output_over_an_input(run_dir: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("value", ["NaN", "7", "-1"])
-def test_predict_refuses_a_stored_threshold_out_of_range(run_dir: Path, tmp_path: Path,  # noqa: F811
+def test_predict_refuses_a_stored_threshold_out_of_range(run_dir: Path, tmp_path: Path,
                                                          value: str) -> None:
     copy = _copy_run(run_dir, tmp_path)
     (copy / "threshold.json").write_text(f'{{"value": {value}, "method": "youden", '
@@ -132,7 +131,7 @@ def test_predict_refuses_a_stored_threshold_out_of_range(run_dir: Path, tmp_path
     assert "'value'" in str(result.exception) or "NaN is not a number" in str(result.exception)
 
 
-def test_a_pickle_saved_as_model_keras_gets_a_clear_message(run_dir: Path,  # noqa: F811
+def test_a_pickle_saved_as_model_keras_gets_a_clear_message(run_dir: Path,
                                                            tmp_path: Path) -> None:
     copy = _copy_run(run_dir, tmp_path)
     (copy / "model.keras").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))

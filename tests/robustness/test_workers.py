@@ -16,6 +16,7 @@ from .conftest import small_crop
 from .crashing import AbortingChain, decode_or_abort
 
 
+@pytest.mark.slow
 def test_an_aborting_decoder_costs_one_file_not_the_batch(tmp_path: Path) -> None:
     paths = [str(write_png(tmp_path / f"{name}.png", small_crop(i)))
              for i, name in enumerate(["a", "b", "crash", "c", "d", "e"])]
@@ -24,6 +25,7 @@ def test_an_aborting_decoder_costs_one_file_not_the_batch(tmp_path: Path) -> Non
     assert results == {path: (-1 if "crash" in path else 64 * 48) for path in paths}
 
 
+@pytest.mark.slow
 def test_preprocess_goes_on_past_a_worker_that_dies(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     rows = []

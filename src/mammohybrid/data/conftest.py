@@ -1,4 +1,5 @@
-"""Helpers for the data tests: small CBIS-DDSM trees at the paths real CSV rows name."""
+"""Helpers for the data tests: small CBIS-DDSM trees at the paths real CSV rows name, and a
+synthetic CBIS-DDSM."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.data.cbis_ddsm import CSV_COLUMNS, case_csv_name
+from mammohybrid.data.cbis_ddsm_csv import CSV_COLUMNS, case_csv_name
 from mammohybrid.imaging import write_dicom
 
 FULL_SHAPE = (260, 180)  # small "full mammograms": the mask has this size, the crop less
@@ -71,6 +72,16 @@ def real_rows(csv_dir: Path, abnormality: str, split: str, patients: list[str]
     table = pd.read_csv(csv_dir / case_csv_name(abnormality, split), dtype=str,
                         keep_default_na=False)
     return table[table["patient_id"].isin(patients)].to_dict("records")
+
+
+@pytest.fixture(scope="session")
+def synthetic_cbis_ddsm(tmp_path_factory) -> Path:
+    """A 10-patient synthetic CBIS-DDSM (written once per test process)."""
+    from mammohybrid.data.synth import generate_cbis_ddsm
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_cbis_ddsm(root, patients=10, seed=4)
+    return root
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 
 import numpy as np
 
@@ -102,8 +101,7 @@ class StrategyEnsemble:
             result = output
             for step in chain.steps[self.shared_steps:]:
                 result = step(result, own)
-            results[name] = ProcessedImage(image=result, input_shape=tuple(image.shape[:2]),
-                                           **asdict(own))
+            results[name] = ProcessedImage.from_record(own, result, image.shape[:2])
         return results
 
 

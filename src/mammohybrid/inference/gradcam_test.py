@@ -38,6 +38,7 @@ def test_backbones_are_found_in_the_model(hybrid: keras.Model) -> None:
     assert GradCAM(hybrid).names == ["tinycnn", "mobilenetv2", COMBINED]
 
 
+@pytest.mark.slow
 def test_split_graph_reproduces_the_model_without_augmentation(hybrid: keras.Model) -> None:
     x = _inputs(4, 64)
     cam = GradCAM(hybrid)

@@ -75,6 +75,7 @@ def test_display_copy_is_8_bit_and_at_most_512_px() -> None:
     assert prepared.display.dtype == np.uint8 and prepared.display.shape == (512, 256)
 
 
+@pytest.mark.slow
 def test_workers_give_what_the_main_process_gives(tmp_path) -> None:
     paths = [str(write_png(tmp_path / f"crop{i}.png", _crop(i, 60 + 10 * i))) for i in range(5)]
     paths.insert(2, str(_text_as_png(tmp_path / "bad.png")))
@@ -105,6 +106,7 @@ def test_negative_workers_are_refused() -> None:
         Preparer(StrategyEnsemble(CONFIG), workers=-1)
 
 
+@pytest.mark.slow
 def test_workers_import_no_tensorflow() -> None:
     # Each spawned worker imports this package: TensorFlow there would cost seconds and
     # hundreds of MB per worker.

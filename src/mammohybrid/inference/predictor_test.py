@@ -11,29 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.config import PreprocessConfig, load_config, with_overrides
+from mammohybrid.config import PreprocessConfig
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import RunNotFinishedError
 from mammohybrid.imaging import read_image, write_dicom, write_png
 from mammohybrid.inference.ensemble import strategy_config
 from mammohybrid.inference.predictor import COLUMNS, Predictor, expand_inputs
 from mammohybrid.preprocess import preprocess_image, to_model_input
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A finished run: a tiny hybrid trained one epoch on the training module's toy dataset
-    (pre-processed with the gaussian strategy at 32 px), threshold chosen on validation."""
-    from mammohybrid.training import train
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    folder = tmp_path_factory.mktemp("predictor")
-    config = load_config(None, ["preprocess.strategy=gaussian", "preprocess.output_size=32",
-                                "model.backbones=[tinycnn]", "model.weights=none",
-                                "model.input_size=32", "train.epochs=1",
-                                "evaluate.threshold=youden"])
-    manifest = make_toy_dataset(folder / "data", size=32, config=config)
-    return train(with_overrides(config, [f"data.manifest={manifest}"]), folder / "run").root
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +110,7 @@ def test_predict_paths_equals_the_pipeline_by_hand(predictor: Predictor, images,
     assert frame["label"].dtype == "Int64" and frame["roi_empty"].dtype == "boolean"
 
 
+@pytest.mark.slow
 def test_workers_and_batch_size_do_not_change_the_results(predictor: Predictor, images) -> None:
     inputs = list(images.values()) * 3
     expected = predictor.predict_paths(inputs, batch_size=8, workers=0)

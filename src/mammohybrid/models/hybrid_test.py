@@ -34,6 +34,7 @@ def _branch_input(model: keras.Model, backbone: str) -> keras.Model:
     return keras.Model(model.input, node.input_tensors[0])
 
 
+@pytest.mark.slow
 def test_fig9_parameter_counts(paper_model: keras.Model) -> None:
     assert parameter_counts(paper_model) == {
         "total": 87_667_096, "trainable": 87_310_929, "non_trainable": 356_167}
@@ -45,6 +46,7 @@ def test_fig9_parameter_counts(paper_model: keras.Model) -> None:
     assert tuple(paper_model.get_layer("efficientnetb7").output.shape) == (None, 8, 8, 2560)
 
 
+@pytest.mark.slow
 def test_paper_branches_see_their_own_input_scale(paper_model: keras.Model) -> None:
     image = np.random.default_rng(0).uniform(0, 255, (1, 229, 229, 3)).astype("float32")
     image[0, 0, 0] = (0, 255, 128)
@@ -56,6 +58,7 @@ def test_paper_branches_see_their_own_input_scale(paper_model: keras.Model) -> N
     np.testing.assert_allclose(effnet_in, image)  # EfficientNet normalises 0-255 inside
 
 
+@pytest.mark.slow
 def test_three_branches_each_scaled_as_keras_preprocess_input() -> None:
     model = build_hybrid(["mobilenetv2", "densenet121", "mobilenetv3small"], **TINY)
     image = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -113,6 +116,7 @@ def test_trainable_modes() -> None:
         build_hybrid(["tinycnn"], trainable="first:3", **TINY)
 
 
+@pytest.mark.slow
 def test_a_frozen_backbone_is_a_fixed_feature_extractor_in_training() -> None:
     # EfficientNet's stochastic depth is a Dropout per block, which Keras' trainable=False
     # leaves active in training: frozen, the backbone must give its inference output.
@@ -127,6 +131,7 @@ def test_a_frozen_backbone_is_a_fixed_feature_extractor_in_training() -> None:
     assert rates and max(rates) > 0  # unfrozen, stochastic depth stays as Keras builds it
 
 
+@pytest.mark.slow
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigError, match="appears twice"):
         build_hybrid(["tinycnn", "tinycnn"], **TINY)
@@ -143,6 +148,7 @@ def test_feature_extractor_gives_the_pooled_vector() -> None:
     assert extractor.predict(image, verbose=0).shape == (3, 16 + 256)
 
 
+@pytest.mark.slow
 def test_build_model_from_config_and_load_round_trip(tmp_path) -> None:
     config = ModelConfig(backbones=["tinycnn"], input_size=32, weights="none", pooling="max",
                          head_dropout=0.3, trainable="none")

@@ -86,6 +86,7 @@ def test_mobilenetv2_matches_pytorch_and_needs_its_symmetric_padding() -> None:
     assert np.abs(pooled[0] - REFERENCE["mobilenetv2_chelsea"]).max() > 0.1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_architecture_is_refused() -> None:
     arch = efficientnet_lite_arch("lite1")
     model = build_inverted_residual_net(arch, (64, 64, 3), "lite1")
@@ -94,6 +95,7 @@ def test_a_checkpoint_of_another_architecture_is_refused() -> None:
                            "lite0 file")
 
 
+@pytest.mark.slow
 def test_unused_checkpoint_tensors_are_reported() -> None:
     arch = efficientnet_lite_arch("lite0")
     model = build_inverted_residual_net(arch, (64, 64, 3), "lite0")

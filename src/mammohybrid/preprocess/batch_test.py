@@ -164,6 +164,7 @@ def test_manifest_problems_are_reported_before_any_work(tmp_path):
     assert not (tmp_path / "out2").exists()
 
 
+@pytest.mark.slow
 def test_summary_lines_report_failures_and_empty_rois(tmp_path):
     summary = run_batch(make_dataset(tmp_path, count=2), tmp_path / "out", _config(), qa=2)
     text = "\n".join(summary.lines())

@@ -8,7 +8,7 @@ NLM -> ROI -> median | Gaussian | Wiener -> CLAHE.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -74,17 +74,18 @@ register_strategy("nlm-clahe", ("nlm", "clahe"))
 register_strategy("custom", lambda config: config.steps or ())
 
 
-@dataclass(frozen=True)
-class ProcessedImage:
-    """The output of a chain: the processed uint8 image and what the steps reported."""
+@dataclass(kw_only=True)
+class ProcessedImage(Record):
+    """The output of a chain: the processed uint8 image, the input's shape, and the
+    :class:`Record` the steps filled in."""
 
     image: np.ndarray
     input_shape: tuple[int, int]
-    kept_fraction: float = 1.0
-    roi_empty: bool = False
-    roi_threshold: float | None = None
-    nlm_h: float | None = None
-    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, record: Record, image: np.ndarray,
+                    input_shape: tuple[int, int]) -> ProcessedImage:
+        return cls(image=image, input_shape=input_shape, **asdict(record))
 
 
 class Chain:
@@ -108,7 +109,7 @@ class Chain:
         output = image
         for _, output in self._run(image, record):
             pass
-        return ProcessedImage(image=output, input_shape=tuple(image.shape[:2]), **asdict(record))
+        return ProcessedImage.from_record(record, output, image.shape[:2])
 
     def intermediates(self, image: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], Record]:
         """The image after every step, as (step name, image) pairs, and the record."""

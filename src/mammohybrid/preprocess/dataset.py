@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mammohybrid.config import Config, PreprocessConfig, load_config
+from mammohybrid.config import Config, PreprocessConfig, flatten, load_config
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.progress import console
 from mammohybrid.workers import usable_cores
@@ -57,8 +57,8 @@ def manifest_preprocess(manifest: str | os.PathLike[str]) -> PreprocessConfig | 
 
 def differing_settings(mine: PreprocessConfig, theirs: PreprocessConfig) -> list[str]:
     """Dotted names of the ``preprocess`` settings that differ, nested sections included."""
-    a = _flatten(mine.model_dump(mode="json"), "preprocess")
-    b = _flatten(theirs.model_dump(mode="json"), "preprocess")
+    a = flatten(mine.model_dump(mode="json"), "preprocess")
+    b = flatten(theirs.model_dump(mode="json"), "preprocess")
     return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
 
 
@@ -106,12 +106,3 @@ def default_workers() -> int:
     """Worker processes for pre-processing: every usable core (NLM is one core's work per
     image)."""
     return usable_cores()
-
-
-def _flatten(data: object, prefix: str = "") -> dict[str, object]:
-    if not isinstance(data, dict):
-        return {prefix: data}
-    flat: dict[str, object] = {}
-    for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-    return flat

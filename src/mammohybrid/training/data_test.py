@@ -21,17 +21,8 @@ from mammohybrid.training.data import (
     to_model_input,
     with_preprocessed_manifest,
 )
-from mammohybrid.training.toydata import make_toy_dataset
 
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:
-    return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
-
-
-def _config(manifest: str, *extra: str):
-    return load_config(None, [f"data.manifest={manifest}", "model.input_size=32",
-                              "train.batch_size=4", *extra])
+BATCH_OF_4 = "train.batch_size=4"
 
 
 def test_decode_keeps_or_resizes_to_the_model_size(tmp_path) -> None:
@@ -50,8 +41,8 @@ def test_model_input_is_float_rgb_0_255() -> None:
     np.testing.assert_array_equal(rgb[0, 0, 1], [255, 255, 255])
 
 
-def test_splits_exclude_failed_rows_and_never_return_test(toy: str) -> None:
-    splits = load_splits(_config(toy))
+def test_splits_exclude_failed_rows_and_never_return_test(toy: Path, tiny_config) -> None:
+    splits = load_splits(tiny_config(toy, BATCH_OF_4))
     assert set(splits) == {"train", "val"}
     assert len(splits["train"]) == 16 and len(splits["val"]) == 8  # the failed row is gone
     assert (splits["train"]["status"] == "ok").all()
@@ -59,24 +50,25 @@ def test_splits_exclude_failed_rows_and_never_return_test(toy: str) -> None:
     assert usable_rows(frame)["x"].tolist() == [1, 3]
 
 
-def test_split_errors(tmp_path, toy: str) -> None:
+def test_split_errors(tmp_path, toy: Path, tiny_config) -> None:
     with pytest.raises(ConfigError, match="data.manifest is not set"):
         load_splits(load_config(None, []))
     frame = pd.read_csv(toy)
     frame = frame[frame["split"] != "val"]
     frame.to_csv(tmp_path / "noval.csv", index=False)
     with pytest.raises(ManifestError, match="no usable 'val' rows"):
-        load_splits(_config(str(tmp_path / "noval.csv")))
+        load_splits(tiny_config(tmp_path / "noval.csv"))
 
 
-def test_a_manifest_preprocessed_otherwise_is_refused_not_followed(toy: str) -> None:
-    assert with_preprocessed_manifest(_config(toy)).data.manifest == Path(toy)
+def test_a_manifest_preprocessed_otherwise_is_refused_not_followed(toy: Path, tiny_config) -> None:
+    config = tiny_config(toy, BATCH_OF_4)
+    assert with_preprocessed_manifest(config).data.manifest == Path(toy)
     with pytest.raises(ConfigError, match=r"preprocess\.strategy differ"):
-        with_preprocessed_manifest(_config(toy, "preprocess.strategy=none"))
+        with_preprocessed_manifest(tiny_config(toy, BATCH_OF_4, "preprocess.strategy=none"))
 
 
-def test_epochs_are_shuffled_deterministically_and_differently(toy: str) -> None:
-    frame = load_splits(_config(toy))["train"]
+def test_epochs_are_shuffled_deterministically_and_differently(toy: Path, tiny_config) -> None:
+    frame = load_splits(tiny_config(toy, BATCH_OF_4))["train"]
     split = ImageSplit(frame, 32, 4)
 
     def order(epoch: int) -> list[float]:
@@ -93,8 +85,8 @@ def test_epochs_are_shuffled_deterministically_and_differently(toy: str) -> None
             for s in tf.reduce_sum(x, axis=[1, 2, 3]).numpy()] == order(1)
 
 
-def test_ordered_batches_follow_the_manifest(toy: str) -> None:
-    frame = load_splits(_config(toy))["val"]
+def test_ordered_batches_follow_the_manifest(toy: Path, tiny_config) -> None:
+    frame = load_splits(tiny_config(toy, BATCH_OF_4))["val"]
     images, labels = zip(*ImageSplit(frame, 32, 3).ordered(), strict=True)
     assert [len(b) for b in images] == [3, 3, 2]
     np.testing.assert_array_equal(np.concatenate(labels)[:, 0], frame["label"].to_numpy())
@@ -102,20 +94,20 @@ def test_ordered_batches_follow_the_manifest(toy: str) -> None:
     np.testing.assert_array_equal(images[0][0].numpy()[..., 1], first)
 
 
-def test_missing_image_is_reported(toy: str) -> None:
-    frame = load_splits(_config(toy))["val"].copy()
+def test_missing_image_is_reported(toy: Path, tiny_config) -> None:
+    frame = load_splits(tiny_config(toy, BATCH_OF_4))["val"].copy()
     frame.loc[0, "image_path"] = "/nowhere/x.png"
     with pytest.raises(ManifestError, match="missing.*nowhere"):
         ImageSplit(frame, 32, 4)
 
 
-def test_predict_manifest_keeps_row_order(toy: str) -> None:
+def test_predict_manifest_keeps_row_order(toy: Path, tiny_config) -> None:
     import keras
 
     inputs = keras.Input((32, 32, 3))
     mean = keras.layers.GlobalAveragePooling2D()(inputs)
     model = keras.Model(inputs, keras.layers.Lambda(lambda m: m[:, :1] / 255.0)(mean))
-    config = _config(toy)
+    config = tiny_config(toy, BATCH_OF_4)
     frame = load_splits(config)["val"]
     probabilities = predict_manifest(model, frame, config)
     expected = [decode_image(tf.constant(p), 32).numpy().mean() / 255 for p in frame["image_path"]]

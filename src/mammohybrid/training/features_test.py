@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
-from mammohybrid.config import load_config
 from mammohybrid.models import build_model
 from mammohybrid.training.data import ImageSplit, load_splits
 from mammohybrid.training.features import (
@@ -15,21 +16,10 @@ from mammohybrid.training.features import (
     head_model,
     uses_feature_cache,
 )
-from mammohybrid.training.toydata import make_toy_dataset
 
 BACKBONES = ["tinycnn", "smallcnn"]
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:
-    return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
-
-
-def _config(manifest: str, *extra: str):
-    return load_config(None, [f"data.manifest={manifest}", "model.input_size=32",
-                              "model.weights=none", "model.trainable=none",
-                              f"model.backbones=[{','.join(BACKBONES)}]",
-                              "train.batch_size=4", "train.augment_copies=3", *extra])
+CACHED = ["model.trainable=none", f"model.backbones=[{','.join(BACKBONES)}]",
+          "train.batch_size=4", "train.augment_copies=3"]
 
 
 def _cache(tmp_path, config) -> FeatureCache:
@@ -40,16 +30,17 @@ def _cache(tmp_path, config) -> FeatureCache:
                         ImageSplit(splits["train"], 32, 4), ImageSplit(splits["val"], 32, 4))
 
 
-def test_when_the_cache_is_used(toy: str) -> None:
-    assert uses_feature_cache(_config(toy))
-    assert not uses_feature_cache(_config(toy, "train.feature_cache=off"))
-    assert not uses_feature_cache(_config(toy, "model.trainable=all"))
-    assert augmented_copies(_config(toy)) == 3
-    assert augmented_copies(_config(toy, "model.augment=none")) == 1
+def test_when_the_cache_is_used(toy: Path, tiny_config) -> None:
+    assert uses_feature_cache(tiny_config(toy, *CACHED))
+    assert not uses_feature_cache(tiny_config(toy, *CACHED, "train.feature_cache=off"))
+    assert not uses_feature_cache(tiny_config(toy, *CACHED, "model.trainable=all"))
+    assert augmented_copies(tiny_config(toy, *CACHED)) == 3
+    assert augmented_copies(tiny_config(toy, *CACHED, "model.augment=none")) == 1
 
 
-def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: str) -> None:
-    cache = _cache(tmp_path, _config(toy))
+@pytest.mark.slow
+def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: Path, tiny_config) -> None:
+    cache = _cache(tmp_path, tiny_config(toy, *CACHED))
     cache.ensure()
     names = sorted(p.name for p in cache.folder.iterdir())
     assert names == ["meta.json", "train-c0.npz", "train-c1.npz", "train-c2.npz", "val.npz"]
@@ -65,21 +56,23 @@ def test_cache_holds_backbone_maps_per_copy(tmp_path, toy: str) -> None:
                                atol=1e-6)
 
 
-def test_cache_is_reused_and_invalidated(tmp_path, toy: str) -> None:
-    cache = _cache(tmp_path, _config(toy))
+@pytest.mark.slow
+def test_cache_is_reused_and_invalidated(tmp_path, toy: Path, tiny_config) -> None:
+    cache = _cache(tmp_path, tiny_config(toy, *CACHED))
     cache.ensure()
     stamp = (cache.folder / "train-c1.npz").stat().st_mtime_ns
     (cache.folder / "train-c2.npz").unlink()  # e.g. killed while computing copy 3
     cache.ensure()
     assert (cache.folder / "train-c1.npz").stat().st_mtime_ns == stamp
     assert (cache.folder / "train-c2.npz").is_file()
-    other = _cache(tmp_path, _config(toy, "train.augment_copies=2"))
+    other = _cache(tmp_path, tiny_config(toy, *CACHED, "train.augment_copies=2"))
     other.ensure()
     assert not (cache.folder / "train-c2.npz").exists()  # other settings: recomputed
 
 
-def test_epochs_cycle_through_the_copies(tmp_path, toy: str) -> None:
-    cache = _cache(tmp_path, _config(toy))
+@pytest.mark.slow
+def test_epochs_cycle_through_the_copies(tmp_path, toy: Path, tiny_config) -> None:
+    cache = _cache(tmp_path, tiny_config(toy, *CACHED))
     cache.ensure()
     features = [np.concatenate([x[0].numpy() for x, _ in cache.train_epoch(e)])
                 for e in (0, 3, 1)]
@@ -87,8 +80,8 @@ def test_epochs_cycle_through_the_copies(tmp_path, toy: str) -> None:
     assert sorted(features[0].ravel().tolist()) != sorted(features[2].ravel().tolist())
 
 
-def test_head_model_is_the_hybrid_head(toy: str) -> None:
-    config = _config(toy)
+def test_head_model_is_the_hybrid_head(toy: Path, tiny_config) -> None:
+    config = tiny_config(toy, *CACHED)
     model = build_model(config.model)
     head = head_model(model, BACKBONES)
     assert [w.path for w in head.trainable_weights] == [w.path for w in model.trainable_weights]

