@@ -3,7 +3,6 @@ the serial run, in the same resumable layout."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mammohybrid.cli import app
-from mammohybrid.config import Config, with_overrides
+from mammohybrid.config import Config, save_config
 from mammohybrid.errors import ConfigError
 from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import RayResources, SerialExecutor, open_executor
@@ -21,10 +20,6 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mamm
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
-TINY = {"model.backbones": ["tinycnn"], "model.weights": "none", "model.input_size": 32,
-        "model.augment": "none", "preprocess.output_size": 32, "train.epochs": 2,
-        "train.batch_size": 8, "train.learning_rate": 0.03,
-        "evaluate.bootstrap_samples": 100}
 METRICS = ["val_auc", "val_accuracy", "test_auc", "test_accuracy", "test_sensitivity",
            "test_specificity"]
 
@@ -37,19 +32,20 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    from mammohybrid.training.toydata import make_toy_dataset
-
-    config = with_overrides(Config(), [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
-    return make_toy_dataset(tmp_path_factory.mktemp("toy"), {"train": 24, "val": 12, "test": 12},
-                            size=32, config=config)
+def dataset(toy_dataset, tiny_config) -> tuple[Path, Config]:
+    """The toy images (24 train, 12 val, 12 test) and the tiny training on them."""
+    manifest = toy_dataset({"train": 24, "val": 12, "test": 12})
+    return manifest, tiny_config(manifest, "evaluate.bootstrap_samples=100")
 
 
-def test_grid_on_ray_matches_the_serial_run(local_ray, toy, tmp_path):
+def test_grid_on_ray_matches_the_serial_run(local_ray, dataset, tmp_path):
     from mammohybrid.workflows.grid import load_grid, run_grid
 
+    manifest, config = dataset
+    save_config(config, tmp_path / "base.yaml")
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text(yaml.safe_dump({"name": "tiny", "set": TINY, "manifest": str(toy),
+    grid_file.write_text(yaml.safe_dump({"name": "tiny", "base": "base.yaml",
+                                         "manifest": str(manifest),
                                          "axes": {"model.pooling": ["avg", "max"]}}))
     spec = load_grid(grid_file)
     serial = run_grid(spec, tmp_path / "serial", executor=SerialExecutor(), report_best=False)
@@ -79,13 +75,13 @@ def test_grid_on_ray_matches_the_serial_run(local_ray, toy, tmp_path):
                            for c in ("avg", "max")}
 
 
-def test_cv_on_ray_matches_the_serial_run(local_ray, toy, tmp_path):
+def test_cv_on_ray_matches_the_serial_run(local_ray, dataset, tmp_path):
     from mammohybrid.workflows.cv import run_cv
 
-    config = with_overrides(Config(), [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
-    serial = run_cv(config, tmp_path / "serial", folds=2, manifest=toy)
+    manifest, config = dataset
+    serial = run_cv(config, tmp_path / "serial", folds=2, manifest=manifest)
     with open_executor("ray") as executor:
-        on_ray = run_cv(config, tmp_path / "ray", folds=2, manifest=toy, executor=executor)
+        on_ray = run_cv(config, tmp_path / "ray", folds=2, manifest=manifest, executor=executor)
     folds = [pd.read_csv(result.files["folds"]) for result in (serial, on_ray)]
     pd.testing.assert_frame_equal(folds[1], folds[0], atol=1e-6)
     oof = [pd.read_csv(result.files["oof_predictions"]) for result in (serial, on_ray)]
@@ -98,12 +94,12 @@ def test_ray_refuses_what_the_cluster_cannot_give(local_ray):
             pass
 
 
-def test_ray_cannot_take_live_callbacks(local_ray, toy, tmp_path):
+def test_ray_cannot_take_live_callbacks(local_ray, dataset, tmp_path):
     from mammohybrid.workflows.cv import run_cv
 
-    config = with_overrides(Config(), [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
+    manifest, config = dataset
     with open_executor("ray") as executor:
         with pytest.raises(ConfigError, match="callbacks run in this process only"):
-            run_cv(config, tmp_path / "cv", folds=2, manifest=toy, executor=executor,
+            run_cv(config, tmp_path / "cv", folds=2, manifest=manifest, executor=executor,
                    callbacks=[object()])
     assert not (tmp_path / "cv").exists()
