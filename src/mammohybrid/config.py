@@ -263,10 +263,7 @@ class TrainConfig(_Section):
         5, ge=2, le=20, description="patient-grouped folds of the logistic head's inner "
                                     "cross-validation (fewer when a class has fewer patients)")
     distribute: bool = False
-    mixed_precision: Annotated[Literal["auto", "on", "off", "bf16"], YamlWord] = Field(
-        "auto", description="'on': mixed_float16 (GPUs); 'bf16': mixed_bfloat16 (CPUs with "
-                            "bfloat16 instructions, TPUs); 'auto': 'on' when a GPU is present, "
-                            "else off")
+    mixed_precision: Annotated[Literal["auto", "on", "off"], YamlWord] = "auto"
     deterministic: bool = Field(
         True, description="deterministic TensorFlow ops: same seed, same weights; exact "
                           "--resume (switch off for speed on a GPU)")

@@ -20,8 +20,7 @@ from mammohybrid.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-# train.mixed_precision -> Keras dtype policy ("auto" resolves to "on" or "off" first).
-DTYPE_POLICIES = {"on": "mixed_float16", "bf16": "mixed_bfloat16", "off": "float32"}
+MIXED_POLICY = "mixed_float16"
 
 
 @dataclass(frozen=True)
@@ -29,13 +28,9 @@ class Runtime:
     """What :func:`training_runtime` set up for one training run."""
 
     strategy: tf.distribute.Strategy
-    dtype_policy: str
+    mixed_precision: bool
     deterministic: bool
     devices: tuple[str, ...]
-
-    @property
-    def mixed_precision(self) -> bool:
-        return self.dtype_policy != "float32"
 
     @property
     def replicas(self) -> int:
@@ -44,8 +39,7 @@ class Runtime:
     def describe(self) -> dict[str, Any]:
         return {"devices": list(self.devices), "replicas": self.replicas,
                 "strategy": type(self.strategy).__name__,
-                "mixed_precision": self.mixed_precision, "dtype_policy": self.dtype_policy,
-                "deterministic": self.deterministic,
+                "mixed_precision": self.mixed_precision, "deterministic": self.deterministic,
                 "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
@@ -55,14 +49,7 @@ def has_gpu() -> bool:
 
 def use_mixed_precision(setting: str) -> bool:
     """``auto``: on exactly when a GPU is present (float16 is slow on CPUs)."""
-    return dtype_policy(setting) != "float32"
-
-
-def dtype_policy(setting: str) -> str:
-    """The Keras dtype policy of a ``train.mixed_precision`` setting."""
-    if setting == "auto":
-        setting = "on" if has_gpu() else "off"
-    return DTYPE_POLICIES[setting]
+    return {"on": True, "off": False, "auto": has_gpu()}[setting]
 
 
 def make_strategy(distribute: bool) -> tf.distribute.Strategy:
@@ -107,11 +94,11 @@ def training_runtime(config: TrainConfig, seed: int) -> Iterator[Runtime]:
     was_deterministic = _tf_config.is_op_determinism_enabled()
     seed_everything(seed, config.deterministic)
     strategy = make_strategy(config.distribute)
-    policy = dtype_policy(config.mixed_precision)
+    mixed = use_mixed_precision(config.mixed_precision)
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
+    keras.config.set_dtype_policy(MIXED_POLICY if mixed else "float32")
     try:
-        yield Runtime(strategy=strategy, dtype_policy=policy,
+        yield Runtime(strategy=strategy, mixed_precision=mixed,
                       deterministic=config.deterministic, devices=strategy_devices(strategy))
     finally:
         keras.config.set_dtype_policy(previous_policy)

@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from mammohybrid.config import TrainConfig
 from mammohybrid.training.runtime import (
-    dtype_policy,
     has_gpu,
     make_strategy,
     training_runtime,
@@ -29,13 +28,6 @@ def test_runtime_sets_and_restores_the_dtype_policy() -> None:
         assert runtime.mixed_precision and runtime.replicas == 1
         assert runtime.describe()["tensorflow"] == tf.__version__
     assert keras.config.dtype_policy().name == before
-
-
-def test_bf16_sets_the_mixed_bfloat16_policy() -> None:
-    with training_runtime(TrainConfig(mixed_precision="bf16"), seed=1) as runtime:
-        assert keras.config.dtype_policy().name == "mixed_bfloat16"
-        assert runtime.describe()["dtype_policy"] == "mixed_bfloat16"
-    assert dtype_policy("off") == "float32"
 
 
 def test_without_distribute_the_default_strategy() -> None:

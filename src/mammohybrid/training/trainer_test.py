@@ -341,16 +341,9 @@ def test_mirrored_strategy_on_two_cpu_devices(toy, tmp_path) -> None:
     assert keras.saving.load_model(run.model).output_shape == (None, 1)
 
 
-@pytest.mark.parametrize(("setting", "policy"), [("on", "mixed_float16"),
-                                                  ("bf16", "mixed_bfloat16")])
-def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path, setting: str,
-                                                         policy: str) -> None:
-    run = train(tiny_config(toy, f"train.mixed_precision={setting}", "train.epochs=1"),
-                tmp_path / "run")
-    runtime = json.loads(run.info.read_text())["runtime"]
-    assert runtime["mixed_precision"] is True and runtime["dtype_policy"] == policy
-    history = pd.read_csv(run.history)
-    assert np.isfinite(history[["loss", "auc", "val_loss", "val_auc"]].to_numpy()).all()
+def test_mixed_precision_trains_and_saves_float32_models(toy, tmp_path) -> None:
+    run = train(tiny_config(toy, "train.mixed_precision=on", "train.epochs=1"), tmp_path / "run")
+    assert json.loads(run.info.read_text())["runtime"]["mixed_precision"] is True
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
     model = load_model(run.model)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
