@@ -44,7 +44,7 @@ from mammohybrid.config import Config, load_config  # noqa: E402
 from mammohybrid.models import build_model  # noqa: E402
 from mammohybrid.training import train  # noqa: E402
 from mammohybrid.training.data import ImageSplit, load_splits  # noqa: E402
-from mammohybrid.training.runtime import seed_everything  # noqa: E402
+from mammohybrid.training.runtime import seed_everything, training_runtime  # noqa: E402
 from mammohybrid.training.toydata import make_toy_dataset  # noqa: E402
 from mammohybrid.training.trainer import compile_for_training  # noqa: E402
 
@@ -110,17 +110,93 @@ def epoch_seconds(config: Config, out: Path) -> tuple[list[float], float]:
     return info["epoch_seconds"][1:], float(info.get("feature_cache_seconds", 0.0))
 
 
-def paper_step_throughput(batch_size: int, steps: int) -> float:
-    """The full paper model (random weights, 229 px): train-step images/s on in-memory data."""
-    model = build_model(load_config("paper", ["model.weights=none"]).model)
-    compile_for_training(model, load_config("paper").train, steps_per_epoch=steps)
-    x = np.random.default_rng(0).uniform(0, 255, (batch_size, 229, 229, 3)).astype("float32")
-    y = (np.arange(batch_size) % 2).astype("float32")[:, None]
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache()
-    model.fit(dataset.take(1), epochs=1, verbose=0)  # graph building, first step
-    timer = TrainPhaseTimer()
-    model.fit(dataset, epochs=1, verbose=0, callbacks=[timer])
-    return steps * batch_size / timer.seconds[0]
+class ProductPaperStep:
+    """The paper model trained through the product's code path: ``training_runtime`` (seed,
+    op determinism, dtype policy), ``build_model`` (Table 2 augmentation inside),
+    ``compile_for_training`` and ``ImageSplit`` batches decoded from PNG files."""
+
+    def __init__(self, manifest: Path, batch_size: int, overrides: list[str]) -> None:
+        self.config = load_config("paper", ["model.weights=none", f"data.manifest={manifest}",
+                                            f"train.batch_size={batch_size}", *overrides])
+        self.split = ImageSplit(load_splits(self.config)["train"], self.config.model.input_size,
+                                batch_size)
+        with training_runtime(self.config.train, self.config.seed) as runtime:
+            with runtime.strategy.scope():
+                self.model = build_model(self.config.model)
+                compile_for_training(self.model, self.config.train, self.split.steps)
+        self.epoch = 0
+
+    def images_per_second(self) -> float:
+        """One epoch over the split (as the trainer runs it); images/s of its training phase."""
+        timer = TrainPhaseTimer()
+        with training_runtime(self.config.train, self.config.seed):
+            self.model.fit(self.split.epoch(self.epoch, self.config.seed), epochs=self.epoch + 1,
+                           initial_epoch=self.epoch, shuffle=False, verbose=0, callbacks=[timer])
+        self.epoch += 1
+        return len(self.split) / timer.seconds[0]
+
+
+class PlainKerasPaperStep:
+    """The same hybrid from ``keras.applications`` alone (ResNet50V2 on [-1, 1] input and
+    EfficientNetB7 on 0-255, concatenated, pooled, sigmoid), Keras' default settings, SGD
+    (Nesterov) and binary cross-entropy, ``fit`` on in-memory float32 tensors."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+        shape = images.shape[1:]
+        image = keras.Input(shape)
+        resnet = keras.applications.ResNet50V2(include_top=False, weights=None,
+                                               input_shape=shape)
+        efficientnet = keras.applications.EfficientNetB7(include_top=False, weights=None,
+                                                         input_shape=shape)
+        features = keras.layers.Concatenate()(
+            [resnet(keras.layers.Rescaling(1 / 127.5, -1.0)(image)), efficientnet(image)])
+        pooled = keras.layers.GlobalAveragePooling2D()(features)
+        self.model = keras.Model(image, keras.layers.Dense(1, activation="sigmoid")(pooled))
+        self.model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9, nesterov=True),
+                           loss="binary_crossentropy", metrics=["accuracy"])
+        self.dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+        self.images = len(images)
+
+    def images_per_second(self) -> float:
+        timer = TrainPhaseTimer()
+        self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=[timer])
+        return self.images / timer.seconds[0]
+
+
+def paper_step_comparison(args: argparse.Namespace, root: Path) -> None:
+    """The paper model's train step, product path against plain Keras, alternating."""
+    n_images = args.paper_steps * args.paper_batch_size
+    size = load_config("paper").model.input_size
+    manifest = make_toy_dataset(root / "paper-data", {"train": n_images, "val": 2}, size=size,
+                                failed_rows=0)
+    print(f"paper model (ResNet50V2 + EfficientNetB7, random weights) at {size} px, batch "
+          f"{args.paper_batch_size}, {args.paper_steps} steps per measurement, {args.repeats} "
+          f"repeats; product overrides: {args.paper_set or 'none'}", flush=True)
+    start = time.perf_counter()
+    product = ProductPaperStep(manifest, args.paper_batch_size, args.paper_set)
+    split = product.split
+    images = np.concatenate([x.numpy() for x, _ in split.ordered()])
+    plain = PlainKerasPaperStep(images, split.labels[:, None], args.paper_batch_size)
+    print(f"  both models built in {time.perf_counter() - start:.0f} s", flush=True)
+    start = time.perf_counter()
+    product.images_per_second()  # tracing and first steps, left out
+    plain.images_per_second()
+    print(f"  first epochs (tracing) in {time.perf_counter() - start:.0f} s", flush=True)
+    product_rates: list[float] = []
+    plain_rates: list[float] = []
+    for repeat in range(args.repeats):
+        first, second = (product, plain) if repeat % 2 == 0 else (plain, product)
+        rates = {id(first): first.images_per_second(), id(second): second.images_per_second()}
+        product_rates.append(rates[id(product)])
+        plain_rates.append(rates[id(plain)])
+        print(f"  repeat {repeat + 1}: product {product_rates[-1]:.2f} images/s, plain Keras "
+              f"{plain_rates[-1]:.2f} images/s, ratio {product_rates[-1] / plain_rates[-1]:.2f} "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    product_median = statistics.median(product_rates)
+    plain_median = statistics.median(plain_rates)
+    ratios = [a / b for a, b in zip(product_rates, plain_rates, strict=True)]
+    print(f"train_step paper product_images_per_s={product_median:.3f} "
+          f"plain_keras_images_per_s={plain_median:.3f} ratio={statistics.median(ratios):.3f}")
 
 
 def main() -> None:
@@ -136,14 +212,26 @@ def main() -> None:
     parser.add_argument("--frozen-backbones", nargs="+", default=["efficientnetb0"],
                         help="model of (3), frozen")
     parser.add_argument("--paper", action="store_true",
-                        help="also the full paper model's train-step throughput (slow on CPU)")
+                        help="instead: the paper model's train step, product path against plain "
+                             "Keras (slow on CPU)")
+    parser.add_argument("--paper-batch-size", type=int, default=8)
+    parser.add_argument("--paper-steps", type=int, default=4,
+                        help="train steps per measurement of --paper")
+    parser.add_argument("--paper-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides of the product path of --paper, e.g. "
+                             "train.deterministic=false")
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 3)
+    print(f"CPU threads: {os.cpu_count()}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    if args.paper:
+        args.repeats = args.repeats or 4
+        with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
+            paper_step_comparison(args, Path(folder))
+        return
     # Each epoch is one fit call with a fixed start-up cost (~35 ms here: a new dataset
     # iterator), which tiny epochs would overweight; real epochs are far longer.
     n_train = args.images or (256 if args.quick else 512)
     args.epochs = args.epochs or (3 if args.quick else 4)
-    print(f"CPU threads: {os.cpu_count()}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
         root = Path(folder)
@@ -186,9 +274,6 @@ def main() -> None:
               f"cached features (computing the cache once: "
               f"{statistics.median(cache_seconds):.1f} s)")
 
-    if args.paper:
-        print(f"paper model (ResNet50V2 + EfficientNetB7, 229 px) train step, batch 8: "
-              f"{paper_step_throughput(8, 3):.2f} images/s", flush=True)
     print(f"train pipeline_efficiency={pipeline_median / raw_median:.3f} "
           f"frozen_cache_speedup={recompute_median / cached_median:.1f}")
 
