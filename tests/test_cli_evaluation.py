@@ -345,22 +345,21 @@ def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy,
     assert not np.allclose(merged["probability_x"], merged["probability_y"])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("include_test", [False, True])
 def test_cv_leaves_the_test_split_out_unless_asked(toy, tmp_path, monkeypatch, include_test):
     """The manifest's test split is kept for a final evaluation: cv folds it in only with
     --include-test, and says which rows it used. (Training is stubbed: only the rows count.)"""
     import mammohybrid.workflows.cv as cv_module
 
-    def fold_without_training(folder, fold_frame, config, callbacks, tracking_uri, parent):
-        held_out = fold_frame[fold_frame["split"] == "test"]
+    def fold_without_training(task):
+        held_out = task.frame[task.frame["split"] == "test"]
         predictions = pd.DataFrame({"image": held_out["image_path"].astype(str),
                                     "patient": held_out["patient_id"].astype(str),
                                     "label": held_out["label"],
                                     "probability": np.linspace(0, 1, len(held_out))})
         return predictions, dict.fromkeys(METRIC_NAMES, 0.5)
 
-    monkeypatch.setattr(cv_module, "_run_fold", fold_without_training)
+    monkeypatch.setattr(cv_module, "run_fold", fold_without_training)
     test_images = set(read_manifest(toy).query("split == 'test'")["image_path"].astype(str))
     config_file = save_config(with_overrides(Config(), [*TINY, f"data.manifest={toy}"]),
                               tmp_path / "cv.yaml")
