@@ -71,8 +71,8 @@ def build_augmentation(policy: str = "paper", seed: int | None = None) -> keras.
     if keras.backend.backend() in JIT_SAFE_BACKENDS:
         # Keras marks its rotation/zoom/translation layers as not XLA-compilable (true of
         # TensorFlow's image-transform op), which makes Keras run the *whole* model's train
-        # step un-jitted. On JAX they compile fine, and un-jitted the paper model trains at
-        # about 6 images/s on an H200.
+        # step un-jitted. On JAX they compile fine, and the jitted step is many times faster
+        # (benchmarks/gpu_paper_model.py; figures in docs/model.md).
         for layer in block.layers:
             layer.supports_jit = True
     return block
