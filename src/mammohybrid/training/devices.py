@@ -10,6 +10,7 @@ version (docs/gpu.md).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import shutil
 from collections.abc import Mapping
@@ -74,6 +75,19 @@ def device_warnings(tensorflow_version: str, distributions: Mapping[str, str],
                             "driver (TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's reason). "
                             f"Fix: {fix}")
     return warnings
+
+
+@functools.cache
+def installation_warnings() -> tuple[str, ...]:
+    """:func:`device_warnings` for this process's TensorFlow on this machine, worked out once:
+    the installation does not change while the process runs, and a grid or a cross-validation
+    starts dozens of trainings."""
+    import tensorflow as tf
+
+    return tuple(device_warnings(
+        tf.__version__, installed_tensorflow(),
+        bool(tf.sysconfig.get_build_info().get("is_cuda_build", False)),
+        len(tf.config.list_physical_devices("GPU")), nvidia_gpu_present()))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from tensorflow.python.framework import config as _tf_config
 
 from mammohybrid.config import TrainConfig
 from mammohybrid.progress import console
-from mammohybrid.training.devices import describe_devices
+from mammohybrid.training.devices import installation_warnings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def training_runtime(config: TrainConfig, seed: int) -> Iterator[Runtime]:
     """Seed, pick the strategy and the dtype policy for one run; restore the process-wide
     settings (policy, op determinism) after. A TensorFlow that cannot use the machine's NVIDIA
     GPU is reported first, with its fix (:mod:`mammohybrid.training.devices`)."""
-    for warning in describe_devices().warnings:
+    for warning in installation_warnings():
         # Not markup: the fix holds brackets (tensorflow[and-cuda]).
         console.print(f"warning: {warning}", style="bold yellow", markup=False, highlight=False,
                       soft_wrap=True)

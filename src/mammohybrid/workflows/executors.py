@@ -27,6 +27,7 @@ Task = TypeVar("Task")
 Result = TypeVar("Result")
 
 RAY_INSTALL_HINT = "pip install 'mammohybrid[ray]'"
+EXECUTORS = ("serial", "ray")
 
 
 class Executor(Protocol):
@@ -131,9 +132,6 @@ def open_executor(name: str = "serial", address: str | None = None,
     finally:
         if connected_here:
             ray.shutdown()
-
-
-EXECUTORS = ("serial", "ray")
 
 
 def check_callbacks(executor: Executor, callbacks: Sequence[Any]) -> None:
