@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from mammohybrid.tensorflow_env import configure_tensorflow
+
 if TYPE_CHECKING:
     from mammohybrid.config import Config
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests run TensorFlow as the command line starts it (oneDNN kernels, quiet).
+configure_tensorflow(quiet=True)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 SHARED_DIR = Path(__file__).resolve().parent.parent / "shared"

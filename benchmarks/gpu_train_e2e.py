@@ -288,5 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mammohybrid.tensorflow_env import configure_tensorflow
+
+    configure_tensorflow(quiet=True)  # TensorFlow as the command line starts it
     sys.exit(main())

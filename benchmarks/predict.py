@@ -38,7 +38,6 @@ model used every core); the overlap can only beat it by filling cycles the model
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -225,5 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mammohybrid.tensorflow_env import configure_tensorflow
+
+    configure_tensorflow(quiet=True)  # TensorFlow as the command line starts it
     sys.exit(main())

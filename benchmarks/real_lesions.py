@@ -32,12 +32,13 @@ line is
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mammohybrid.tensorflow_env import configure_tensorflow
+
+configure_tensorflow(quiet=True)  # TensorFlow as the command line starts it
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

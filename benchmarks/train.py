@@ -3,7 +3,7 @@ frozen-backbone feature cache save?
 
     .venv/bin/python benchmarks/train.py            # 512 train images, 3 repeats
     .venv/bin/python benchmarks/train.py --quick    # 256 train images, 2 repeats
-    .venv/bin/python benchmarks/train.py --paper    # also the full paper model's train step
+    .venv/bin/python benchmarks/train.py --paper    # instead: the paper model's train step
 
 1. raw: training-step throughput of a model on in-memory tensors (already decoded, batched,
    float32 RGB; ``fit`` over a cached in-memory dataset), images/s of the training phase of
@@ -22,19 +22,43 @@ Raw and pipeline runs alternate, so that a change in the machine's load hits bot
 figure is the median over epochs and repeats. The last line is
 
     train pipeline_efficiency=<(2) / (1)> frozen_cache_speedup=<(3) recompute / cached>
+
+``--paper`` times the paper model's train step (random weights, batch 8, images/s of the
+training phase of an epoch) through the product's path (runtime, ``build_model`` with Table 2
+augmentation, PNG batches) against the same hybrid in plain Keras on in-memory tensors with
+TensorFlow's defaults; ``--paper-variants ... plain-onednn`` adds plain Keras on oneDNN
+kernels. Each variant runs in a process of its own (TensorFlow chooses its CPU kernels once, at
+import), the first epoch (tracing) left out; the order alternates from round to round. Last
+line:
+
+    train_step paper product_images_per_s=<x> plain_keras_images_per_s=<y> ratio=<x / y>
+
+(the ratio is the median over rounds of the two measured in the same round).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mammohybrid.tensorflow_env import (
+    LOG_LEVEL_VARIABLE,
+    ONEDNN_VARIABLE,
+    configure_tensorflow,
+    tensorflow_environment,
+)
+
+if "--paper-child" not in sys.argv:  # a --paper variant's process gets its own environment
+    configure_tensorflow(quiet=True)  # TensorFlow as the command line starts it
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,6 +68,7 @@ from mammohybrid.config import Config, load_config  # noqa: E402
 from mammohybrid.models import build_model  # noqa: E402
 from mammohybrid.training import train  # noqa: E402
 from mammohybrid.training.data import ImageSplit, load_splits  # noqa: E402
+from mammohybrid.training.devices import cpu_kernels  # noqa: E402
 from mammohybrid.training.runtime import seed_everything, training_runtime  # noqa: E402
 from mammohybrid.training.toydata import make_toy_dataset  # noqa: E402
 from mammohybrid.training.trainer import compile_for_training  # noqa: E402
@@ -113,25 +138,30 @@ def epoch_seconds(config: Config, out: Path) -> tuple[list[float], float]:
 class ProductPaperStep:
     """The paper model trained through the product's code path: ``training_runtime`` (seed,
     op determinism, dtype policy), ``build_model`` (Table 2 augmentation inside),
-    ``compile_for_training`` and ``ImageSplit`` batches decoded from PNG files."""
+    ``compile_for_training`` and ``ImageSplit`` batches decoded from PNG files.
+
+    The runtime stays set up for the life of the process, as it does over all epochs of a
+    training: leaving and re-entering it switches op determinism off and on, after which
+    TensorFlow re-instantiates the train step (tens of seconds for the paper model)."""
 
     def __init__(self, manifest: Path, batch_size: int, overrides: list[str]) -> None:
         self.config = load_config("paper", ["model.weights=none", f"data.manifest={manifest}",
                                             f"train.batch_size={batch_size}", *overrides])
         self.split = ImageSplit(load_splits(self.config)["train"], self.config.model.input_size,
                                 batch_size)
-        with training_runtime(self.config.train, self.config.seed) as runtime:
-            with runtime.strategy.scope():
-                self.model = build_model(self.config.model)
-                compile_for_training(self.model, self.config.train, self.split.steps)
+        self._open_for_good = contextlib.ExitStack()
+        runtime = self._open_for_good.enter_context(
+            training_runtime(self.config.train, self.config.seed))
+        with runtime.strategy.scope():
+            self.model = build_model(self.config.model)
+            compile_for_training(self.model, self.config.train, self.split.steps)
         self.epoch = 0
 
     def images_per_second(self) -> float:
         """One epoch over the split (as the trainer runs it); images/s of its training phase."""
         timer = TrainPhaseTimer()
-        with training_runtime(self.config.train, self.config.seed):
-            self.model.fit(self.split.epoch(self.epoch, self.config.seed), epochs=self.epoch + 1,
-                           initial_epoch=self.epoch, shuffle=False, verbose=0, callbacks=[timer])
+        self.model.fit(self.split.epoch(self.epoch, self.config.seed), epochs=self.epoch + 1,
+                       initial_epoch=self.epoch, shuffle=False, verbose=0, callbacks=[timer])
         self.epoch += 1
         return len(self.split) / timer.seconds[0]
 
@@ -141,7 +171,10 @@ class PlainKerasPaperStep:
     EfficientNetB7 on 0-255, concatenated, pooled, sigmoid), Keras' default settings, SGD
     (Nesterov) and binary cross-entropy, ``fit`` on in-memory float32 tensors."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+    def __init__(self, manifest: Path, batch_size: int) -> None:
+        config = load_config("paper", [f"data.manifest={manifest}"])
+        split = ImageSplit(load_splits(config)["train"], config.model.input_size, batch_size)
+        images = np.concatenate([x.numpy() for x, _ in split.ordered()])  # decoded beforehand
         shape = images.shape[1:]
         image = keras.Input(shape)
         resnet = keras.applications.ResNet50V2(include_top=False, weights=None,
@@ -154,7 +187,8 @@ class PlainKerasPaperStep:
         self.model = keras.Model(image, keras.layers.Dense(1, activation="sigmoid")(pooled))
         self.model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9, nesterov=True),
                            loss="binary_crossentropy", metrics=["accuracy"])
-        self.dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+        self.dataset = tf.data.Dataset.from_tensor_slices(
+            (images, split.labels[:, None])).batch(batch_size)
         self.images = len(images)
 
     def images_per_second(self) -> float:
@@ -163,40 +197,87 @@ class PlainKerasPaperStep:
         return self.images / timer.seconds[0]
 
 
+# The variants of --paper, each in a process of its own: TensorFlow reads its kernel choice
+# (oneDNN or Eigen) once, at import. "plain" is Keras with TensorFlow's defaults; the product
+# starts TensorFlow as the command line does (mammohybrid.tensorflow_env).
+PAPER_VARIANTS = ("product", "plain", "plain-onednn")
+
+
+def paper_variant_environment(variant: str) -> dict[str, str]:
+    """The environment a variant's process starts TensorFlow with."""
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in (ONEDNN_VARIABLE, LOG_LEVEL_VARIABLE)}
+    environment[LOG_LEVEL_VARIABLE] = "2"
+    if variant == "product":
+        environment |= tensorflow_environment(quiet=True)
+    elif variant == "plain-onednn":
+        environment[ONEDNN_VARIABLE] = "1"
+    return environment
+
+
+def paper_variant_child(args: argparse.Namespace) -> None:
+    """In the variant's own process: build, one epoch of tracing, then ``--paper-measurements``
+    epochs; one JSON line on stdout."""
+    start = time.perf_counter()
+    step: ProductPaperStep | PlainKerasPaperStep = (
+        ProductPaperStep(args.paper_data, args.paper_batch_size, args.paper_set)
+        if args.paper_child == "product" else
+        PlainKerasPaperStep(args.paper_data, args.paper_batch_size))
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    step.images_per_second()  # tracing and first steps, left out
+    first = time.perf_counter() - start
+    rates = [step.images_per_second() for _ in range(args.paper_measurements)]
+    print(json.dumps({"variant": args.paper_child, "cpu_kernels": cpu_kernels(),
+                      "build_s": built, "first_epoch_s": first, "rates": rates,
+                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+
+
+def run_paper_variant(variant: str, manifest: Path, args: argparse.Namespace) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--paper-child", variant,
+               "--paper-data", str(manifest), "--paper-batch-size", str(args.paper_batch_size),
+               "--paper-steps", str(args.paper_steps),
+               "--paper-measurements", str(args.paper_measurements),
+               "--paper-set", *args.paper_set]
+    load = os.getloadavg()[0]
+    result = subprocess.run(command, env=paper_variant_environment(variant), check=True,
+                            capture_output=True, text=True)
+    child = json.loads(result.stdout.strip().splitlines()[-1])
+    child["load"] = (load + os.getloadavg()[0]) / 2
+    return child
+
+
 def paper_step_comparison(args: argparse.Namespace, root: Path) -> None:
-    """The paper model's train step, product path against plain Keras, alternating."""
+    """The paper model's train step, product path against plain Keras: each variant in its own
+    process, the order alternating from round to round."""
     n_images = args.paper_steps * args.paper_batch_size
     size = load_config("paper").model.input_size
     manifest = make_toy_dataset(root / "paper-data", {"train": n_images, "val": 2}, size=size,
                                 failed_rows=0)
     print(f"paper model (ResNet50V2 + EfficientNetB7, random weights) at {size} px, batch "
-          f"{args.paper_batch_size}, {args.paper_steps} steps per measurement, {args.repeats} "
-          f"repeats; product overrides: {args.paper_set or 'none'}", flush=True)
-    start = time.perf_counter()
-    product = ProductPaperStep(manifest, args.paper_batch_size, args.paper_set)
-    split = product.split
-    images = np.concatenate([x.numpy() for x, _ in split.ordered()])
-    plain = PlainKerasPaperStep(images, split.labels[:, None], args.paper_batch_size)
-    print(f"  both models built in {time.perf_counter() - start:.0f} s", flush=True)
-    start = time.perf_counter()
-    product.images_per_second()  # tracing and first steps, left out
-    plain.images_per_second()
-    print(f"  first epochs (tracing) in {time.perf_counter() - start:.0f} s", flush=True)
-    product_rates: list[float] = []
-    plain_rates: list[float] = []
+          f"{args.paper_batch_size}, {args.paper_steps} steps per measurement; "
+          f"{args.repeats} rounds of {', '.join(args.paper_variants)}, each a process of its "
+          f"own measuring {args.paper_measurements} epochs; product overrides: "
+          f"{args.paper_set or 'none'}", flush=True)
+    rates: dict[str, list[float]] = {variant: [] for variant in args.paper_variants}
+    round_ratios: list[float] = []
     for repeat in range(args.repeats):
-        first, second = (product, plain) if repeat % 2 == 0 else (plain, product)
-        rates = {id(first): first.images_per_second(), id(second): second.images_per_second()}
-        product_rates.append(rates[id(product)])
-        plain_rates.append(rates[id(plain)])
-        print(f"  repeat {repeat + 1}: product {product_rates[-1]:.2f} images/s, plain Keras "
-              f"{plain_rates[-1]:.2f} images/s, ratio {product_rates[-1] / plain_rates[-1]:.2f} "
-              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
-    product_median = statistics.median(product_rates)
-    plain_median = statistics.median(plain_rates)
-    ratios = [a / b for a, b in zip(product_rates, plain_rates, strict=True)]
-    print(f"train_step paper product_images_per_s={product_median:.3f} "
-          f"plain_keras_images_per_s={plain_median:.3f} ratio={statistics.median(ratios):.3f}")
+        order = args.paper_variants if repeat % 2 == 0 else args.paper_variants[::-1]
+        medians = {}
+        for variant in order:
+            child = run_paper_variant(variant, manifest, args)
+            rates[variant] += child["rates"]
+            medians[variant] = statistics.median(child["rates"])
+            print(f"  round {repeat + 1} {variant:12s} ({child['cpu_kernels']} kernels): "
+                  f"{', '.join(f'{rate:.3f}' for rate in child['rates'])} images/s (build "
+                  f"{child['build_s']:.0f} s, first epoch {child['first_epoch_s']:.0f} s, peak "
+                  f"{child['peak_rss_gb']:.1f} GB, load average {child['load']:.1f})",
+                  flush=True)
+        round_ratios.append(medians["product"] / medians["plain"])
+    summary = " ".join(f"{variant.replace('-', '_').replace('plain', 'plain_keras')}"
+                       f"_images_per_s={statistics.median(values):.3f}"
+                       for variant, values in rates.items())
+    print(f"train_step paper {summary} ratio={statistics.median(round_ratios):.3f}")
 
 
 def main() -> None:
@@ -220,11 +301,24 @@ def main() -> None:
     parser.add_argument("--paper-set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides of the product path of --paper, e.g. "
                              "train.deterministic=false")
+    parser.add_argument("--paper-measurements", type=int, default=3,
+                        help="epochs measured per variant process of --paper")
+    parser.add_argument("--paper-variants", nargs="+", default=["product", "plain"],
+                        choices=PAPER_VARIANTS,
+                        help="what --paper compares: the product, plain Keras on TensorFlow's "
+                             "default kernels, plain Keras on oneDNN kernels")
+    parser.add_argument("--paper-child", choices=PAPER_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--paper-data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.paper_child:
+        paper_variant_child(args)
+        return
     repeats = args.repeats or (2 if args.quick else 3)
     print(f"CPU threads: {os.cpu_count()}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
     if args.paper:
-        args.repeats = args.repeats or 4
+        if not {"product", "plain"} <= set(args.paper_variants):
+            parser.error("--paper-variants must include product and plain (their ratio)")
+        args.repeats = args.repeats or 2
         with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
             paper_step_comparison(args, Path(folder))
         return

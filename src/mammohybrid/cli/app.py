@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from mammohybrid.config import Config, load_config
+from mammohybrid.tensorflow_env import configure_tensorflow
 from mammohybrid.workers import usable_cores
 
 app = typer.Typer(
@@ -107,13 +108,14 @@ def resolve_config(config: str | Path | None, overrides: list[str] | None) -> Co
     return load_config(config, overrides or [])
 
 
-def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's chatter off the terminal (``--debug`` shows it): the C++ start-up lines
-    (oneDNN, CPU features, absl) and the Python warnings (``tf.function`` retracing). Done before
-    TensorFlow is imported: the C++ level is read once, at import."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("tensorflow", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+def _start_tensorflow_environment(debug: bool) -> None:
+    """Before TensorFlow is imported (it reads its environment once): oneDNN CPU kernels on
+    and, unless ``--debug``, TensorFlow's chatter off the terminal: the C++ start-up lines
+    (oneDNN, CPU features, absl) and the Python warnings (``tf.function`` retracing)."""
+    configure_tensorflow(quiet=not debug)
+    if not debug:
+        for name in ("tensorflow", "absl"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,8 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     from mammohybrid.progress import console
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    if not debug:
-        _quiet_tensorflow()
+    _start_tensorflow_environment(debug)
     try:
         app(args=argv)
     except Exception as error:  # noqa: BLE001 - the one place every error is turned into a line

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mammohybrid.tensorflow_env import ONEDNN_VARIABLE
 from mammohybrid.workers import usable_cores
 
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
@@ -90,6 +91,15 @@ def installation_warnings() -> tuple[str, ...]:
         len(tf.config.list_physical_devices("GPU")), nvidia_gpu_present()))
 
 
+def cpu_kernels() -> str:
+    """The CPU kernels this process's TensorFlow runs: ``onednn`` or ``eigen``
+    (:mod:`mammohybrid.tensorflow_env` says why it matters)."""
+    # TensorFlow answers this only through its own module (no public API).
+    from tensorflow.python.util import _pywrap_util_port
+
+    return "onednn" if _pywrap_util_port.IsMklEnabled() else "eigen"
+
+
 @dataclass(frozen=True)
 class DeviceReport:
     """What TensorFlow sees on this machine (:func:`describe_devices`)."""
@@ -102,6 +112,7 @@ class DeviceReport:
     gpus: list[str]
     nvidia_present: bool
     usable_cores: int
+    cpu_kernels: str
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -122,7 +133,10 @@ class DeviceReport:
                  f"NVIDIA driver: {'present' if self.nvidia_present else 'not found'}",
                  f"GPUs TensorFlow sees: {len(self.gpus)}"]
         lines += [f"  {gpu}" for gpu in self.gpus]
-        lines += [f"CPU cores usable: {self.usable_cores}",
+        kernels = ("oneDNN" if self.cpu_kernels == "onednn" else
+                   f"Eigen (oneDNN off: {ONEDNN_VARIABLE}=0, or TensorFlow was imported before "
+                   f"{ONEDNN_VARIABLE}=1 was set)")
+        lines += [f"CPU cores usable: {self.usable_cores}", f"CPU kernels: {kernels}",
                   f"train.mixed_precision auto: {'on' if self.mixed_precision_auto else 'off'}"]
         return lines + [f"WARNING: {warning}" for warning in self.warnings]
 
@@ -147,6 +161,6 @@ def describe_devices() -> DeviceReport:
         tensorflow_version=tf.__version__, distributions=distributions,
         built_with_cuda=built_with_cuda, cuda_version=str(build.get("cuda_version", "")),
         cudnn_version=str(build.get("cudnn_version", "")), gpus=gpus, nvidia_present=nvidia,
-        usable_cores=usable_cores(),
+        usable_cores=usable_cores(), cpu_kernels=cpu_kernels(),
         warnings=device_warnings(tf.__version__, distributions, built_with_cuda, len(gpus),
                                  nvidia))

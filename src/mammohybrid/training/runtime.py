@@ -18,7 +18,7 @@ from tensorflow.python.framework import config as _tf_config
 
 from mammohybrid.config import TrainConfig
 from mammohybrid.progress import console
-from mammohybrid.training.devices import installation_warnings
+from mammohybrid.training.devices import cpu_kernels, installation_warnings
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class Runtime:
     mixed_precision: bool
     deterministic: bool
     devices: tuple[str, ...]
+    cpu_kernels: str
 
     @property
     def replicas(self) -> int:
@@ -42,6 +43,7 @@ class Runtime:
         return {"devices": list(self.devices), "replicas": self.replicas,
                 "strategy": type(self.strategy).__name__,
                 "mixed_precision": self.mixed_precision, "deterministic": self.deterministic,
+                "cpu_kernels": self.cpu_kernels,
                 "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
@@ -106,7 +108,8 @@ def training_runtime(config: TrainConfig, seed: int) -> Iterator[Runtime]:
     keras.config.set_dtype_policy(MIXED_POLICY if mixed else "float32")
     try:
         yield Runtime(strategy=strategy, mixed_precision=mixed,
-                      deterministic=config.deterministic, devices=strategy_devices(strategy))
+                      deterministic=config.deterministic, devices=strategy_devices(strategy),
+                      cpu_kernels=cpu_kernels())
     finally:
         keras.config.set_dtype_policy(previous_policy)
         set_op_determinism(was_deterministic)

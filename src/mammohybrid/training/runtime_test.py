@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from mammohybrid.config import TrainConfig
+from mammohybrid.training.devices import cpu_kernels
 from mammohybrid.training.runtime import (
     has_gpu,
     make_strategy,
@@ -27,6 +28,7 @@ def test_runtime_sets_and_restores_the_dtype_policy() -> None:
         assert keras.config.dtype_policy().name == "mixed_float16"
         assert runtime.mixed_precision and runtime.replicas == 1
         assert runtime.describe()["tensorflow"] == tf.__version__
+        assert runtime.describe()["cpu_kernels"] == cpu_kernels()
     assert keras.config.dtype_policy().name == before
 
 

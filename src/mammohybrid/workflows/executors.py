@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from mammohybrid.errors import ConfigError
+from mammohybrid.tensorflow_env import configure_tensorflow, tensorflow_environment
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,19 @@ class RayExecutor:
                               f"Ray cluster has {cluster.get('CPU', 0):g} CPU(s) and "
                               f"{cluster.get('GPU', 0):g} GPU(s)")
         threads = max(1, int(cpus))
-        env = {} if gpus else {"TF_NUM_INTRAOP_THREADS": str(threads),
-                               "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(threads)}
+        # The driver's TensorFlow settings (the user's, else the product's) travel to the workers.
+        env = tensorflow_environment(quiet=True)
+        if not gpus:
+            env |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+                    "OMP_NUM_THREADS": str(threads)}
         self.cpus, self.gpus = cpus, gpus
-        self._options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0}
-        if env:
-            self._options["runtime_env"] = {"env_vars": env}
+        self._options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0,
+                                         "runtime_env": {"env_vars": env}}
         log.info("ray: %s, each task asks for %g CPU(s), %g GPU(s)", cluster, cpus, gpus)
 
     def map(self, function: Callable[[Task], Result], tasks: Sequence[Task]) -> list[Result]:
-        remote = self._ray.remote(function).options(**self._options)
-        refs = [remote.remote(task) for task in tasks]
+        remote = self._ray.remote(_in_ray_worker).options(**self._options)
+        refs = [remote.remote(function, task) for task in tasks]
         try:
             return [self._ray.get(ref) for ref in refs]
         except BaseException:
@@ -94,6 +97,13 @@ class RayExecutor:
                 with contextlib.suppress(Exception):
                     self._ray.cancel(ref, force=True)
             raise
+
+
+def _in_ray_worker(function: Callable[[Task], Result], task: Task) -> Result:
+    """A Ray task: ``function(task)`` with TensorFlow started as the command line starts it
+    (the worker process may be fresh, or have run an earlier task)."""
+    configure_tensorflow(quiet=True)
+    return function(task)
 
 
 def import_ray() -> Any:

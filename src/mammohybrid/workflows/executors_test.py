@@ -3,7 +3,14 @@ import builtins
 import pytest
 
 from mammohybrid.errors import ConfigError
-from mammohybrid.workflows.executors import SerialExecutor, check_callbacks, open_executor
+from mammohybrid.tensorflow_env import LOG_LEVEL_VARIABLE, ONEDNN_VARIABLE
+from mammohybrid.workflows.executors import (
+    RayExecutor,
+    RayResources,
+    SerialExecutor,
+    check_callbacks,
+    open_executor,
+)
 
 
 def test_serial_executor_keeps_the_order_of_the_tasks():
@@ -43,3 +50,39 @@ def test_only_the_serial_executor_takes_callbacks():
     check_callbacks(Remote(), [])
     with pytest.raises(ConfigError, match="the ray executor cannot take them"):
         check_callbacks(Remote(), [object()])
+
+
+class FakeRay:
+    """Runs each task at once in this process, recording the options it was given."""
+
+    def __init__(self, cluster):
+        self.cluster, self.options = cluster, None
+
+    def cluster_resources(self):
+        return self.cluster
+
+    def remote(self, function):
+        fake = self
+
+        class Remote:
+            def options(self, **options):
+                fake.options = options
+                return self
+
+            def remote(self, *args):
+                return function(*args)
+
+        return Remote()
+
+    def get(self, ref):
+        return ref
+
+
+def test_ray_tasks_start_tensorflow_with_the_drivers_settings(monkeypatch):
+    monkeypatch.setenv(ONEDNN_VARIABLE, "0")  # the user's choice travels to the workers
+    ray = FakeRay({"CPU": 2.0})
+    executor = RayExecutor(ray, RayResources(cpus=2))
+    assert executor.map(lambda x: x + 1, [1, 2]) == [2, 3]
+    env_vars = ray.options["runtime_env"]["env_vars"]
+    assert env_vars[ONEDNN_VARIABLE] == "0" and env_vars[LOG_LEVEL_VARIABLE] == "2"
+    assert env_vars["TF_NUM_INTRAOP_THREADS"] == "2" and ray.options["num_gpus"] == 0.0
