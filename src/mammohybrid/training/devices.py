@@ -92,12 +92,23 @@ def installation_warnings() -> tuple[str, ...]:
 
 
 def cpu_kernels() -> str:
-    """The CPU kernels this process's TensorFlow runs: ``onednn`` or ``eigen``
+    """The CPU kernels this process's TensorFlow runs: ``onednn``, ``eigen``, or ``unknown``
     (:mod:`mammohybrid.tensorflow_env` says why it matters)."""
-    # TensorFlow answers this only through its own module (no public API).
-    from tensorflow.python.util import _pywrap_util_port
+    try:  # TensorFlow answers this only through a module of its own (no public API)
+        from tensorflow.python.util import _pywrap_util_port
 
-    return "onednn" if _pywrap_util_port.IsMklEnabled() else "eigen"
+        enabled = _pywrap_util_port.IsMklEnabled()
+    except (ImportError, AttributeError):
+        return "unknown"
+    return "onednn" if enabled else "eigen"
+
+
+KERNEL_DESCRIPTIONS = {
+    "onednn": "oneDNN",
+    "eigen": (f"Eigen (oneDNN is off: {ONEDNN_VARIABLE}=0, a TensorFlow build without it, or "
+              f"TensorFlow imported before {ONEDNN_VARIABLE}=1 was set)"),
+    "unknown": "unknown (this TensorFlow does not say)",
+}
 
 
 @dataclass(frozen=True)
@@ -133,10 +144,8 @@ class DeviceReport:
                  f"NVIDIA driver: {'present' if self.nvidia_present else 'not found'}",
                  f"GPUs TensorFlow sees: {len(self.gpus)}"]
         lines += [f"  {gpu}" for gpu in self.gpus]
-        kernels = ("oneDNN" if self.cpu_kernels == "onednn" else
-                   f"Eigen (oneDNN off: {ONEDNN_VARIABLE}=0, or TensorFlow was imported before "
-                   f"{ONEDNN_VARIABLE}=1 was set)")
-        lines += [f"CPU cores usable: {self.usable_cores}", f"CPU kernels: {kernels}",
+        lines += [f"CPU cores usable: {self.usable_cores}",
+                  f"CPU kernels: {KERNEL_DESCRIPTIONS[self.cpu_kernels]}",
                   f"train.mixed_precision auto: {'on' if self.mixed_precision_auto else 'off'}"]
         return lines + [f"WARNING: {warning}" for warning in self.warnings]
 

@@ -4,6 +4,7 @@ this machine (no GPU here)."""
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 
 import pytest
 
@@ -93,3 +94,17 @@ def test_an_nvidia_machine_with_tensorflow_cpu_gets_the_warning_in_the_report(
     assert warning.endswith(gpu_install_command(tf.__version__))
     assert report.lines()[-1] == f"WARNING: {warning}"
     assert report.as_dict()["warnings"] == [warning]
+
+
+def test_the_report_names_the_cpu_kernels(monkeypatch) -> None:
+    monkeypatch.setattr(devices, "cpu_kernels", lambda: "eigen")
+    report = describe_devices()
+    assert report.as_dict()["cpu_kernels"] == "eigen"
+    (line,) = [line for line in report.lines() if line.startswith("CPU kernels: ")]
+    assert "TF_ENABLE_ONEDNN_OPTS=0" in line
+
+
+@pytest.mark.skipif(platform.machine().lower() not in {"x86_64", "amd64"},
+                    reason="TensorFlow's oneDNN kernels are checked on x86 builds")
+def test_the_tests_run_tensorflow_on_onednn_as_the_command_line_does() -> None:
+    assert devices.cpu_kernels() == "onednn"  # conftest.py starts TensorFlow like the CLI
