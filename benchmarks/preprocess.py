@@ -44,6 +44,7 @@ from mammohybrid.imaging import write_png
 from mammohybrid.preprocess import (
     CLAHE,
     NLMDenoise,
+    Record,
     ToUint8,
     WorkerPool,
     adapthisteq,
@@ -185,7 +186,8 @@ def benchmark(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sources = [str(write_png(Path(tmp) / f"crop{i}.png", crop))
                    for i, crop in enumerate(crops)]
-        tasks = [(source, str(Path(tmp) / f"out{i}.png")) for i, source in enumerate(sources * 2)]
+        tasks = [(source, str(Path(tmp) / f"out{i}.png"), Record())
+                 for i, source in enumerate(sources * 2)]
         chain = build_chain(config)
         with WorkerPool(chain, 1) as one, WorkerPool(chain, 2) as two:
             list(two.imap(tasks[:2]))  # process start-up is not the steady state

@@ -147,8 +147,9 @@ PreprocessStep = Literal["nlm", "roi", "median", "gaussian", "wiener", "clahe"]
 class PreprocessConfig(_Section):
     """The pre-processing chain. ``strategy`` names a chain in the strategy registry (``median``,
     ``gaussian``, ``wiener`` = the paper's three; ``none``) or ``custom``, in which case ``steps``
-    lists the steps in order. Every chain starts by bringing the image to 8 bits (``intensity``)
-    and ends by resizing to ``output_size`` and replicating to 3 channels."""
+    lists the steps in order. Every chain starts by bringing the image to 8 bits (``intensity``),
+    then to its working size (``working_max_side``) or, with ``field_of_view_mm``, to a fixed
+    physical scale, and ends by resizing to ``output_size`` and replicating to 3 channels."""
 
     strategy: str = "median"
     steps: list[PreprocessStep] | None = None
@@ -165,6 +166,14 @@ class PreprocessConfig(_Section):
     wiener: WienerConfig = WienerConfig()
     clahe: CLAHEConfig = CLAHEConfig()
     output_size: int = Field(229, ge=32, le=1024)
+    field_of_view_mm: float | None = Field(
+        None, gt=0, le=1000,
+        description="physical scale: each crop is resampled so that a square of this many mm "
+                    "centred on the lesion fills output_size pixels (background where the "
+                    "image ends), so the model sees the lesion's real size; needs every "
+                    "image's pixel spacing (manifest column pixel_spacing_mm, or the DICOM "
+                    "header). None: each crop is stretched to output_size whatever its size, "
+                    "as in the paper")
 
     @model_validator(mode="after")
     def _custom_needs_steps(self) -> PreprocessConfig:

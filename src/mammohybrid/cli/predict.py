@@ -44,6 +44,12 @@ def predict(
                                           "pre-processing strategies (e.g. median,wiener) whose "
                                           "probabilities are averaged; each is reported "
                                           "too.")] = None,
+    pixel_spacing_mm: Annotated[Optional[float], typer.Option(
+        "--pixel-spacing-mm", min=0.001, max=10.0,
+        help="Millimetres per pixel of inputs that carry none of their own (PNG, JPEG, PGM; "
+             "a DICOM header's spacing wins). Only a run pre-processed at a physical scale "
+             "(preprocess.field_of_view_mm) uses it; such a run refuses images of unknown "
+             "spacing.")] = None,
     max_pixels: MaxPixelsOption = None,
     max_file_mb: MaxFileMbOption = None,
 ) -> None:
@@ -66,7 +72,7 @@ def predict(
     refuse_overwriting_inputs([out, config_out, *([gradcam] if gradcam else [])],
                               [run.config, run.model, run.threshold, *inputs])
     started = time.perf_counter()
-    with Predictor.from_run(run_dir, strategies) as predictor:
+    with Predictor.from_run(run_dir, strategies, pixel_spacing_mm) as predictor:
         limits = limit_overrides(max_pixels, max_file_mb)
         if limits:
             predictor.config = with_overrides(predictor.config, limits)

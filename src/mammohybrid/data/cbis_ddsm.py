@@ -55,7 +55,8 @@ def _ingest_rows(table: pd.DataFrame, resolver: TCIAResolver | JPEGResolver,
         rows.append({**row, "image_path": str(roi.crop),
                      "mask_path": str(roi.mask) if roi.mask else "",
                      "full_image_path": str(roi.full) if roi.full else "",
-                     "crop_height": roi.crop_shape[0], "crop_width": roi.crop_shape[1]})
+                     "crop_height": roi.crop_shape[0], "crop_width": roi.crop_shape[1],
+                     "pixel_spacing_mm": roi.pixel_spacing_mm})
     frame = pd.DataFrame.from_records(rows)
     if frame.empty:
         return frame

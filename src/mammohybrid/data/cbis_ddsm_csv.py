@@ -178,6 +178,7 @@ class ResolvedROI:
     mask: Path | None
     full: Path | None
     crop_shape: tuple[int, int]
+    pixel_spacing_mm: float | None = None  # from the crop's DICOM header, when it has one
 
 
 def csv_path_parts(row: Mapping[str, str], column: str) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import numpy as np
 from mammohybrid.data.cbis_ddsm_csv import ResolvedROI, csv_path_parts
 from mammohybrid.data.ingest import MISSING_FILE, NO_CROP, UNREADABLE_IMAGE, RowProblem
 from mammohybrid.errors import ImageReadError
-from mammohybrid.imaging import read_image
+from mammohybrid.imaging import DecodedImage, decode_image
 
 # Case folders: Mass-Training_P_00001_LEFT_CC (full mammogram) or ..._CC_1 (ROI 1).
 CASE_FOLDER = re.compile(r"^(Mass|Calc)-(Training|Test)_P_\d+_(LEFT|RIGHT)_(CC|MLO)(_\d+)?$")
@@ -52,8 +52,9 @@ class TCIAResolver:
         if not candidates:
             raise RowProblem(MISSING_FILE, f"ROI folder {' / '.join(folders)} not found (or holds "
                              f"no DICOM file) under {self.root}", folders[0])
-        crop, crop_image, mask = pick_crop_and_mask(candidates)
-        return ResolvedROI(crop, mask, self._full_image(row), crop_image.shape)
+        crop, decoded, mask = pick_crop_and_mask(candidates)
+        return ResolvedROI(crop, mask, self._full_image(row), decoded.image.shape[:2],
+                           decoded.pixel_spacing_mm)
 
     def _full_image(self, row: Mapping[str, str]) -> Path | None:
         """The full mammogram: recorded when its case folder holds exactly one DICOM."""
@@ -90,11 +91,11 @@ def _index_case_folders(root: Path) -> dict[str, list[Path]]:
     return index
 
 
-def pick_crop_and_mask(candidates: list[Path]) -> tuple[Path, np.ndarray, Path | None]:
+def pick_crop_and_mask(candidates: list[Path]) -> tuple[Path, DecodedImage, Path | None]:
     """Tell the ROI crop from the mask by content (see the module doc).
 
-    Returns (crop path, crop pixels, mask path or None). Raises :class:`RowProblem` when no
-    candidate is a readable non-binary image.
+    Returns (crop path, the decoded crop, mask path or None). Raises :class:`RowProblem` when
+    no candidate is a readable non-binary image.
     """
     shapes, problems = {}, []
     for path in candidates:
@@ -105,13 +106,13 @@ def pick_crop_and_mask(candidates: list[Path]) -> tuple[Path, np.ndarray, Path |
     ordered = sorted(shapes, key=lambda p: (shapes[p][0] * shapes[p][1], str(p)))
     for path in ordered:
         try:
-            image = read_image(path)
+            decoded = decode_image(path)
         except ImageReadError as error:
             problems.append(str(error))
             continue
-        if not is_binary(image):
+        if not is_binary(decoded.image):
             others = [p for p in ordered if p != path]
-            return path, image, (others[-1] if others else None)
+            return path, decoded, (others[-1] if others else None)
     if problems:
         raise RowProblem(UNREADABLE_IMAGE, problems[0], candidates[0])
     raise RowProblem(NO_CROP, f"only binary images (masks) found: "

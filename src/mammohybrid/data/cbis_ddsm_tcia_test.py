@@ -117,9 +117,10 @@ def test_linked_download_folders_are_followed_once(tmp_path, synthetic_row):
 def test_pick_crop_and_mask_uses_content_not_names(tmp_path):
     crop = write_dicom(tmp_path / "b_mask_named.dcm", crop_image(0))
     mask = write_dicom(tmp_path / "a_crop_named.dcm", mask_image(0))
-    path, image, mask_path = pick_crop_and_mask([mask, crop])
+    path, decoded, mask_path = pick_crop_and_mask([mask, crop])
     assert (path, mask_path) == (crop, mask)
-    np.testing.assert_array_equal(image, read_image(crop))
+    np.testing.assert_array_equal(decoded.image, read_image(crop))
+    assert decoded.pixel_spacing_mm is None  # none in the header: none invented
     only_mask = write_dicom(tmp_path / "c.dcm", mask_image(1))
     with pytest.raises(RowProblem, match="only binary images") as error:
         pick_crop_and_mask([only_mask])

@@ -9,7 +9,7 @@ import pytest
 
 from mammohybrid.config import Config, DataConfig
 from mammohybrid.data.cbis_ddsm import link_lesions
-from mammohybrid.data.conftest import mask_image, write_case_csv, write_case_files
+from mammohybrid.data.conftest import crop_image, mask_image, write_case_csv, write_case_files
 from mammohybrid.data.ingest import IngestOutputs, run_ingest
 from mammohybrid.data.manifest import read_manifest
 from mammohybrid.errors import DatasetError
@@ -112,3 +112,18 @@ def test_a_failed_ingest_leaves_an_existing_manifest_untouched(tmp_path, synthet
     assert out.read_text() == "previous manifest\n"
     assert pd.read_csv(tmp_path / "manifest.errors.csv")["kind"].tolist() == ["missing_file"]
     assert not list(tmp_path.glob(".manifest*.tmp*"))  # no temporary left behind
+
+
+def test_the_crops_dicom_pixel_spacing_reaches_the_manifest(tmp_path, synthetic_row):
+    rows = [synthetic_row("P_00001", "LEFT", "CC"), synthetic_row("P_00002", "RIGHT", "MLO"),
+            synthetic_row("P_00003", "LEFT", "CC"), synthetic_row("P_00004", "LEFT", "MLO")]
+    for index, row in enumerate(rows):
+        paths = write_case_files(tmp_path / "CBIS-DDSM", row, index)
+        if index == 0:  # one crop's header gives its spacing; the others' give none
+            write_dicom(paths["crop"], crop_image(index),
+                        attributes={"ImagerPixelSpacing": [0.05, 0.05]})
+    write_case_csv(tmp_path, rows, "mass", "train")
+    run_ingest("cbis-ddsm", tmp_path, tmp_path / "m.csv", Config())
+    spacing = read_manifest(tmp_path / "m.csv").set_index("patient_id")["pixel_spacing_mm"]
+    assert spacing["P_00001"] == 0.05
+    assert spacing.drop("P_00001").isna().all()  # unknown stays empty, never guessed

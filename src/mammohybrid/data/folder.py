@@ -8,9 +8,10 @@ Accepted layouts (class and split folder names are case-insensitive):
 - a CSV file given as ROOT, with a path column (``image_path``, ``path``, ``file``,
   ``filename`` or ``image``), a label column (``label``, ``class`` or ``pathology``: 0/1,
   benign/malignant, B/M) and a patient column (``patient_id`` or ``patient``); optional
-  ``split`` (a blank cell: train, from which val/test are carved when no row names them) and
-  ``lesion_id``. Paths are relative to the CSV's folder; an image that is a symbolic link to a
-  file outside the CSV's folder (or ROOT) is refused unless ``follow_links``.
+  ``split`` (a blank cell: train, from which val/test are carved when no row names them),
+  ``lesion_id`` and ``pixel_spacing_mm`` (millimetres per pixel; a blank cell: unknown).
+  Paths are relative to the CSV's folder; an image that is a symbolic link to a file outside
+  the CSV's folder (or ROOT) is refused unless ``follow_links``.
 
 Patients: in the folder layouts, images in a sub-folder of a class folder
 (``ROOT/benign/<patient>/x.png``) belong to that patient; an image directly in a class folder
@@ -19,6 +20,9 @@ a different woman. Such a patient is named by the image's path under ROOT withou
 (``benign/001``), never by the file name alone: datasets that number their files per class or
 per split (``train/benign/1.png``, ``test/benign/1.png``) would otherwise merge unrelated images
 into one patient, or into one that crosses splits. ``lesion_id`` is that path too.
+
+Pixel spacing (``pixel_spacing_mm``, what ``preprocess.field_of_view_mm`` needs): the CSV's
+column when it gives one, else a DICOM header's; otherwise the cell stays empty (unknown).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from mammohybrid.data.ingest import (
     safe_join,
 )
 from mammohybrid.errors import DatasetError, ImageReadError
-from mammohybrid.imaging import IMAGE_SUFFIXES, read_image
+from mammohybrid.imaging import IMAGE_SUFFIXES, decode_image
 from mammohybrid.progress import track
 
 DATASET = "folder"
@@ -55,6 +59,7 @@ CSV_ALIASES = {
     "patient_id": ("patient_id", "patient"),
     "split": ("split",),
     "lesion_id": ("lesion_id", "lesion"),
+    "pixel_spacing_mm": ("pixel_spacing_mm", "spacing_mm", "pixel_spacing"),
 }
 REQUIRED = ("image_path", "label", "patient_id")
 
@@ -77,7 +82,9 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
             path = safe_join(entry.pop("root"), entry.pop("path"), follow_links)
             if not path.is_file():
                 raise RowProblem(MISSING_FILE, f"{path}: no such file", path)
-            image = read_image(path)
+            decoded = decode_image(path)
+            spacing = _spacing(entry.pop("pixel_spacing_mm", ""), path) \
+                or decoded.pixel_spacing_mm
         except RowProblem as problem:
             result.error(problem.kind, problem.message, path=problem.path, **where)
             continue
@@ -88,10 +95,26 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
         if label is None:
             continue
         rows.append({"image_path": str(path), "label": label, **entry, "dataset": DATASET,
-                     "height": image.shape[0], "width": image.shape[1]})
+                     "height": decoded.image.shape[0], "width": decoded.image.shape[1],
+                     "pixel_spacing_mm": spacing})
     result.count("images ingested", len(rows))
     result.frame = pd.DataFrame.from_records(rows)
     return result
+
+
+def _spacing(text: object, path: Path) -> float | None:
+    """A CSV cell's pixel spacing in mm (blank: None); anything but a positive number is
+    refused."""
+    if not str(text).strip():
+        return None
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 10:
+        raise RowProblem(BAD_VALUE, f"pixel_spacing_mm '{text}' is not a spacing in mm "
+                         "(a number above 0 and at most 10)", path)
+    return value
 
 
 def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, object]]:
@@ -176,6 +199,8 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
                                     "patient_id": values["patient_id"],
                                     "lesion_id": values.get("lesion_id") or
                                     Path(values["image_path"]).with_suffix("").as_posix()}
+        if "pixel_spacing_mm" in values:
+            entry["pixel_spacing_mm"] = values["pixel_spacing_mm"]
         if "split" in values:
             # A blank cell leaves the row unassigned: it joins train, from which val and test
             # are carved when no row names them (as when the column is absent).

@@ -14,6 +14,7 @@ from mammohybrid.data.folder import ingest_folder
 from mammohybrid.data.ingest import run_ingest
 from mammohybrid.data.manifest import read_manifest
 from mammohybrid.errors import DatasetError
+from mammohybrid.imaging import write_dicom
 
 
 def _png(path: Path, value: int = 100, dtype: type = np.uint8) -> Path:
@@ -119,3 +120,20 @@ def test_user_csv_missing_columns_and_bad_layouts_are_clear_errors(tmp_path):
     (tmp_path / "pictures").mkdir()
     with pytest.raises(DatasetError, match="expected class folders"):
         ingest_folder(tmp_path / "pictures", DataConfig())
+
+
+def test_pixel_spacing_from_the_csv_column_else_the_dicom_header(tmp_path):
+    for name in ("a.png", "b.png", "c.png", "e.png"):
+        _png(tmp_path / name)
+    write_dicom(tmp_path / "d.dcm", np.full((24, 20), 900, np.uint16),
+                attributes={"PixelSpacing": [0.07, 0.07]})
+    table = tmp_path / "list.csv"
+    pd.DataFrame({"path": ["a.png", "b.png", "c.png", "d.dcm", "e.png"],
+                  "label": [0, 1, 0, 1, 1], "patient": ["p1", "p2", "p3", "p4", "p5"],
+                  "spacing_mm": ["0.2", "", "-1", "", "wide"]}).to_csv(table, index=False)
+    result = ingest_folder(table, DataConfig())
+    spacing = result.frame.set_index("lesion_id")["pixel_spacing_mm"]
+    assert spacing["a"] == 0.2 and spacing["d"] == 0.07 and pd.isna(spacing["b"])
+    assert sorted(Path(e.path).name for e in result.errors if e.kind == "bad_value") == \
+        ["c.png", "e.png"]
+    assert all("pixel_spacing_mm" in e.message for e in result.errors)

@@ -273,9 +273,12 @@ def _ingest_locked(source: str, root: str | os.PathLike[str], outputs: IngestOut
     result = ingest(source, root, config, out_dir=outputs.manifest.parent, **options)
     _write_errors(result, outputs.errors)
     if result.frame.empty:
-        first = f"; first: {result.errors[0].message}" if result.errors else ""
-        raise DatasetError(f"{root}: no usable image found ({len(result.errors)} row error(s) "
-                           f"listed in {outputs.errors}{first})")
+        if result.errors:
+            why = (f"{len(result.errors)} row error(s) listed in {outputs.errors}; first: "
+                   f"{result.errors[0].message}")
+        else:
+            why = "; ".join(f"{key}: {n}" for key, n in result.counts.items()) or "no rows"
+        raise DatasetError(f"{root}: no usable image found ({why})")
     with atomic_open(outputs.summary_csv, "w", newline="", encoding="utf-8") as handle:
         result.summary().to_csv(handle, index=False)
     atomic_write_text(outputs.summary_md, summary_markdown(result, root))

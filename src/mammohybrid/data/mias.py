@@ -24,6 +24,11 @@ brighter than the film background (grey level > 20) is almost all background and
 
 Patients: films come in left/right pairs of one woman, so film n belongs to patient
 ``(n + 1) // 2`` (mdb001 and mdb002 are patient 1).
+
+Physical scale: every mini-MIAS film has 200 micron pixels (the database's documentation), so
+every row gets ``pixel_spacing_mm`` = 0.2, and ``center_row`` / ``center_col`` locate the lesion
+centre inside its crop (the crop is shifted to lie inside the film, so the centre is not always
+the crop's): what ``preprocess.field_of_view_mm`` needs.
 """
 
 from __future__ import annotations
@@ -57,17 +62,21 @@ TASKS = {"mass": _MASSES, "nonmass": ("CALC", "ARCH", "ASYM"),
          "all": tuple(c for c in CLASSES if c != "NORM"),
          **{c.lower(): (c,) for c in CLASSES if c != "NORM"}}
 BACKGROUND_LEVEL = 20  # 8-bit grey level above which a pixel is breast, not film background
+PIXEL_SPACING_MM = 0.2  # every mini-MIAS film: 200 micron pixels
 _LESION_LINE = re.compile(r"^mdb\d{3}\b", re.IGNORECASE)
 
 
-def read_info(path: Path, result: IngestResult) -> list[dict[str, object]]:
-    """Parse Info.txt into one dict per abnormal lesion line that has coordinates.
+def read_info(path: Path, result: IngestResult,
+              classes: tuple[str, ...] = TASKS["all"]) -> list[dict[str, object]]:
+    """Parse Info.txt into one dict per lesion line of ``classes`` that has coordinates.
 
-    Free text before (or between) the lesion lines is ignored; NORM lines and abnormal lines
-    without coordinates are counted; malformed lesion lines are reported as errors.
+    Free text before (or between) the lesion lines is ignored; NORM lines and lesion lines of
+    other classes are counted (by class); malformed lesion lines, and lines of ``classes``
+    without coordinates, are reported as errors.
     """
     lesions = []
     seen: set[tuple[str, ...]] = set()
+    other_classes: dict[str, int] = {}
     text = path.read_text(encoding="latin-1")  # the credits are not guaranteed to be UTF-8
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -81,6 +90,9 @@ def read_info(path: Path, result: IngestResult) -> list[dict[str, object]]:
         refnum, tissue, kind = tokens[0].lower(), tokens[1].upper(), tokens[2].upper()
         if kind == "NORM":
             result.count("normal films (NORM lines)")
+            continue
+        if kind not in classes:
+            other_classes[kind] = other_classes.get(kind, 0) + 1
             continue
         if len(tokens) < 4 or tokens[3].upper() not in SEVERITIES:
             result.error(BAD_VALUE, f"'{line.strip()}': severity must be B or M", **where)
@@ -100,6 +112,10 @@ def read_info(path: Path, result: IngestResult) -> list[dict[str, object]]:
         lesions.append({"refnum": refnum, "tissue": tissue, "mias_class": kind,
                         "severity": tokens[3].upper(), "x": x, "y": y, "radius": radius,
                         "line": number})
+    if other_classes:
+        counted = ", ".join(f"{kind} {n}" for kind, n in sorted(other_classes.items()))
+        result.count(f"skipped: lesions outside the task's classes ({counted})",
+                     sum(other_classes.values()))
     return lesions
 
 
@@ -126,15 +142,12 @@ def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "m
     info = _find_info(root)
     films = {p.stem.lower(): p for p in sorted(root.rglob("*")) if p.suffix.lower() == ".pgm"}
     result = IngestResult(dataset=DATASET)
-    lesions = read_info(info, result)
+    wanted = read_info(info, result, TASKS[task])
     result.note(f"crops: square of side max({min_crop}, {crop_scale} x radius) around each "
                 f"lesion, kept inside the film; crops with < {min_tissue:.0%} breast pixels "
                 f"(grey level > {BACKGROUND_LEVEL}) are skipped")
     result.note("patient_id = (film number + 1) // 2 (films come in left/right pairs)")
-    wanted = [lesion for lesion in lesions if lesion["mias_class"] in TASKS[task]]
-    if len(wanted) < len(lesions):
-        result.count(f"skipped: not in task '{task}' ({', '.join(TASKS[task])})",
-                     len(lesions) - len(wanted))
+    result.note(f"task '{task}': lesion classes {', '.join(TASKS[task])}")
     crops_dir = Path(out_dir) / "mias_crops"
     rows, images = [], {}
     per_film: dict[str, int] = {}
@@ -178,7 +191,9 @@ def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "m
                      "dataset": DATASET, "view": "MLO", "tissue": lesion["tissue"],
                      "mias_class": lesion["mias_class"], "lesion_x": x, "lesion_y": y,
                      "lesion_radius": radius, "crop_row": row0, "crop_col": col0,
-                     "crop_size": side, "full_image_path": str(film), "source_file": info.name,
+                     "crop_size": side, "pixel_spacing_mm": PIXEL_SPACING_MM,
+                     "center_row": height - y - row0, "center_col": x - col0,
+                     "full_image_path": str(film), "source_file": info.name,
                      "source_row": lesion["line"]})
     result.count("lesion crops written", len(rows))
     result.frame = pd.DataFrame.from_records(rows)

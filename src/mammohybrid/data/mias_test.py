@@ -119,7 +119,7 @@ def test_ingest_mias_mass_task(mias_root, tmp_path):
     assert frame["label"].tolist() == [0, 0, 0, 0, 1]
     assert frame["pathology"].tolist() == ["B", "B", "B", "B", "M"]
     assert result.counts["skipped: crop almost all background"] == 1  # mdb010
-    assert result.counts["skipped: not in task 'mass' (CIRC, SPIC, MISC)"] == 1  # the CALC
+    assert result.counts["skipped: lesions outside the task's classes (CALC 1)"] == 1
     assert [(e.kind, e.row) for e in result.errors if e.kind == "missing_file"] == \
         [("missing_file", len(HEADER) + 12)]
     for _, row in frame.iterrows():
@@ -131,6 +131,27 @@ def test_ingest_mias_mass_task(mias_root, tmp_path):
         assert crop[1024 - row["lesion_y"] - r0, row["lesion_x"] - c0] == LESION
     mdb002 = frame.set_index("lesion_id").loc["mdb002_1"]
     assert (mdb002["crop_row"], mdb002["crop_col"], mdb002["crop_size"]) == (658, 436, 172)
+    # 200 micron pixels; the lesion centre inside the crop, even where the crop was clamped
+    assert (frame["pixel_spacing_mm"] == 0.2).all()
+    mdb006 = frame.set_index("lesion_id").loc["mdb006_1"]  # clamped at the top: (0, 8, 64)
+    assert (mdb006["center_row"], mdb006["center_col"]) == (1024 - 1000 - 0, 40 - 8)
+    assert (mdb002["center_row"], mdb002["center_col"]) == (86, 86)
+
+
+def test_rows_outside_the_task_are_counted_by_class_never_errors(tmp_path):
+    root = tmp_path / "mias"
+    root.mkdir()
+    lines = ["mdb001 G CIRC B 535 425 197", "mdb002 G CALC M", "mdb003 G CALC B *NOTE 3*",
+             "mdb004 G ARCH M 300 500 40"]
+    (root / "Info.txt").write_text("\n".join(HEADER + lines) + "\n", encoding="latin-1")
+    for number in range(1, 5):
+        assert cv2.imwrite(str(root / f"mdb{number:03d}.pgm"), _film([(535, 425, 197)]))
+    mass = ingest_mias(root, DataConfig(), out_dir=tmp_path / "mass", task="mass")
+    assert mass.errors == []  # the calcifications without coordinates are not the task's
+    assert mass.counts["skipped: lesions outside the task's classes (ARCH 1, CALC 2)"] == 3
+    calc = ingest_mias(root, DataConfig(), out_dir=tmp_path / "calc", task="calc")
+    assert [e.kind for e in calc.errors] == ["no_crop", "no_crop"]
+    assert calc.counts["skipped: lesions outside the task's classes (ARCH 1, CIRC 1)"] == 2
 
 
 def test_ingest_mias_all_task_includes_calcifications(mias_root, tmp_path):
@@ -195,3 +216,9 @@ def test_real_mias_dev_set_ingests_with_an_error_row_per_film_without_coordinate
     assert len(frame) == 58 and result.counts["skipped: crop almost all background"] == 2
     assert set(frame["mias_class"]) == {"CALC", "ARCH", "ASYM"}
     assert frame["patient_id"].nunique() == 51 and frame["label"].sum() == 30
+    # The mass task finds no lesion there, and no error row either: the three calcifications
+    # without coordinates are outside it.
+    with pytest.raises(DatasetError, match="no usable image found") as raised:
+        run_ingest("mias", root, tmp_path / "mass.csv", Config(), task="mass")
+    assert "error" not in str(raised.value)
+    assert "outside the task's classes (ARCH 19, ASYM 14, CALC 30)" in str(raised.value)

@@ -89,8 +89,10 @@ class StrategyEnsemble:
         """True when the ensemble is exactly the strategy the stored threshold was chosen for."""
         return self.names == [self.base.strategy]
 
-    def __call__(self, image: np.ndarray) -> dict[str, ProcessedImage]:
-        record = Record()
+    def __call__(self, image: np.ndarray,
+                 known: Record | None = None) -> dict[str, ProcessedImage]:
+        """``known``: what is known of the image before the chains (its pixel spacing)."""
+        record = copy.deepcopy(known) if known is not None else Record()
         shared_chain = next(iter(self.chains.values()))
         output = image
         for step in shared_chain.steps[:self.shared_steps]:

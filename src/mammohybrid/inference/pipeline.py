@@ -28,7 +28,7 @@ from mammohybrid.config import LimitsConfig
 from mammohybrid.errors import MammohybridError
 from mammohybrid.imaging import decode_image, read_limits
 from mammohybrid.inference.ensemble import StrategyEnsemble
-from mammohybrid.preprocess import LimitSize, ToUint8
+from mammohybrid.preprocess import LimitSize, Record, ToUint8
 from mammohybrid.workers import WORKER_DIED, CrashSafePool
 
 # Longest side of the 8-bit copy of the input kept for Grad-CAM overlays.
@@ -56,19 +56,26 @@ class PreparedImage:
 
 class Prepare:
     """Decode (for a path) and pre-process one image with every strategy of ``ensemble``;
-    never raises: a failure becomes :attr:`PreparedImage.error`."""
+    never raises: a failure becomes :attr:`PreparedImage.error`.
 
-    def __init__(self, ensemble: StrategyEnsemble, limits: LimitsConfig | None = None) -> None:
+    ``pixel_spacing_mm``: the millimetres per pixel of inputs that carry none of their own (a
+    DICOM header's spacing wins); only a physical-scale pre-processing
+    (``preprocess.field_of_view_mm``) uses it, and refuses images of unknown spacing."""
+
+    def __init__(self, ensemble: StrategyEnsemble, limits: LimitsConfig | None = None,
+                 pixel_spacing_mm: float | None = None) -> None:
         self.ensemble = ensemble
         self.limits = limits or read_limits()
+        self.pixel_spacing_mm = pixel_spacing_mm
         self.to_uint8 = ToUint8(ensemble.base.intensity)
         self.display_size = LimitSize(DISPLAY_MAX_SIDE)
 
-    def array(self, index: int, name: str, image: np.ndarray,
-              display: bool = False) -> PreparedImage:
+    def array(self, index: int, name: str, image: np.ndarray, display: bool = False,
+              pixel_spacing_mm: float | None = None) -> PreparedImage:
         prepared = PreparedImage(index, name)
+        spacing = pixel_spacing_mm or self.pixel_spacing_mm
         try:
-            results = self.ensemble(image)
+            results = self.ensemble(image, Record(pixel_spacing_mm=spacing))
             if display:
                 prepared.display = self.display_size(self.to_uint8(image))
         except MammohybridError as error:
@@ -90,7 +97,7 @@ class Prepare:
             decoded = decode_image(path, self.limits)
         except MammohybridError as error:  # decode_image turns every decoder failure into one
             return PreparedImage(index, path, error=str(error))
-        prepared = self.array(index, path, decoded.image, display)
+        prepared = self.array(index, path, decoded.image, display, decoded.pixel_spacing_mm)
         prepared.warnings[:0] = decoded.warnings
         return prepared
 
@@ -121,10 +128,11 @@ class Preparer:
     overlap with the model). Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, ensemble: StrategyEnsemble, workers: int = 0, niceness: int = 10,
-                 limits: LimitsConfig | None = None) -> None:
+                 limits: LimitsConfig | None = None,
+                 pixel_spacing_mm: float | None = None) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
-        self.prepare = Prepare(ensemble, limits)
+        self.prepare = Prepare(ensemble, limits, pixel_spacing_mm)
         self.workers = workers
         self.niceness = niceness
         self._pool: CrashSafePool[tuple[int, str, bool], PreparedImage] | None = None

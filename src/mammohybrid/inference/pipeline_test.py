@@ -115,3 +115,23 @@ def test_workers_import_no_tensorflow() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_physical_scale_takes_the_dicom_spacing_else_the_given_one_else_refuses(tmp_path):
+    config = PreprocessConfig(strategy="none", output_size=40, field_of_view_mm=20)
+    lesion = np.zeros((50, 50), np.uint8)
+    lesion[20:30, 20:30] = 200  # 10 px
+    png = write_png(tmp_path / "crop.png", lesion)
+    dicom = write_dicom(tmp_path / "crop.dcm", lesion,
+                        attributes={"PixelSpacing": [0.25, 0.25]})
+    ensemble = StrategyEnsemble(config)
+
+    def lesion_side(prepared) -> int:
+        assert prepared.ok, prepared.error
+        return int((prepared.inputs["none"] > 100).any(axis=0).sum())
+
+    unknown = Prepare(ensemble).path(0, str(png))
+    assert not unknown.ok and "pixel spacing is unknown" in unknown.error
+    # 0.5 mm per output pixel: 10 px at 1 mm -> 20 px; at the header's 0.25 mm -> 5 px.
+    assert lesion_side(Prepare(ensemble, pixel_spacing_mm=1.0).path(0, str(png))) == 20
+    assert lesion_side(Prepare(ensemble, pixel_spacing_mm=1.0).path(0, str(dicom))) == 5

@@ -92,10 +92,14 @@ class Predictor:
     *primary* strategy: its kept fraction is reported and its model input is explained by
     Grad-CAM. ``worker_niceness``: how much lower the pre-processing workers' scheduling
     priority is than the model's (see :mod:`mammohybrid.inference.pipeline`).
+    ``pixel_spacing_mm``: millimetres per pixel of inputs without a spacing of their own (a
+    DICOM header's wins), for a run pre-processed at a physical scale
+    (``preprocess.field_of_view_mm``); such a run refuses images of unknown spacing.
     """
 
     def __init__(self, model: keras.Model, config: Config, threshold: ThresholdChoice,
-                 strategies: Sequence[str] | None = None, worker_niceness: int = 10) -> None:
+                 strategies: Sequence[str] | None = None, worker_niceness: int = 10,
+                 pixel_spacing_mm: float | None = None) -> None:
         height, width = model.input_shape[1:3]
         if height != width:
             raise ConfigError(f"the model takes {height}x{width} images; expected a square input")
@@ -108,12 +112,14 @@ class Predictor:
         self.threshold = threshold
         self.ensemble = StrategyEnsemble(config.preprocess, strategies)
         self.worker_niceness = worker_niceness
+        self.pixel_spacing_mm = pixel_spacing_mm
         self._preparer: Preparer | None = None
         self._gradcam: Any = None
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike[str],
-                 strategies: Sequence[str] | None = None) -> Predictor:
+                 strategies: Sequence[str] | None = None,
+                 pixel_spacing_mm: float | None = None) -> Predictor:
         """Load a finished run directory: model (safe mode), config, threshold.
 
         Raises :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no
@@ -128,7 +134,8 @@ class Predictor:
         # A run always writes threshold.json; without it, the config's fixed threshold.
         threshold = run.load_threshold() or select_threshold(np.empty(0), np.empty(0),
                                                              config.evaluate)
-        return cls(load_model(run.model), config, threshold, strategies)
+        return cls(load_model(run.model), config, threshold, strategies,
+                   pixel_spacing_mm=pixel_spacing_mm)
 
     # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> Predictor:
@@ -149,7 +156,7 @@ class Predictor:
         if self._preparer is None or (self._preparer.workers, self._preparer.niceness) != wanted:
             self.close()
             self._preparer = Preparer(self.ensemble, workers, self.worker_niceness,
-                                      self.config.limits)
+                                      self.config.limits, self.pixel_spacing_mm)
         return self._preparer
 
     @property
@@ -223,7 +230,7 @@ class Predictor:
         names = list(names) if names is not None else [str(i) for i in range(len(images))]
         if len(names) != len(images):
             raise ValueError(f"{len(names)} names for {len(images)} images")
-        prepare = Prepare(self.ensemble)
+        prepare = Prepare(self.ensemble, self.config.limits, self.pixel_spacing_mm)
         items = (prepare.array(i, name, image, display=gradcam_dir is not None)
                  for i, (name, image) in enumerate(zip(names, images)))
         return self._predict(items, len(images), batch_size, gradcam_dir)

@@ -22,15 +22,21 @@ from mammohybrid.preprocess.chain import (
 from mammohybrid.preprocess.contrast import CLAHE, adapthisteq
 from mammohybrid.preprocess.denoise import NLMDenoise, estimate_noise_sigma
 from mammohybrid.preprocess.filters import GaussianFilter, MedianFilter, WienerFilter, wiener2
-from mammohybrid.preprocess.geometry import LimitSize, Resize, ToRGB, to_model_input
+from mammohybrid.preprocess.geometry import (
+    FieldOfView,
+    LimitSize,
+    Resize,
+    ToRGB,
+    to_model_input,
+)
 from mammohybrid.preprocess.intensity import ToUint8
 from mammohybrid.preprocess.qa import qa_figure, save_qa_figure, write_qa_figures
 from mammohybrid.preprocess.roi import ROIThreshold
 
 __all__ = [
-    "CLAHE", "STEPS", "BatchSummary", "Chain", "GaussianFilter", "LimitSize", "MedianFilter",
-    "NLMDenoise", "ProcessedImage", "ROIThreshold", "Record", "Resize", "ToRGB", "ToUint8",
-    "Transform", "WienerFilter", "WorkerPool", "adapthisteq", "build_chain",
+    "CLAHE", "STEPS", "BatchSummary", "Chain", "FieldOfView", "GaussianFilter", "LimitSize",
+    "MedianFilter", "NLMDenoise", "ProcessedImage", "ROIThreshold", "Record", "Resize", "ToRGB",
+    "ToUint8", "Transform", "WienerFilter", "WorkerPool", "adapthisteq", "build_chain",
     "estimate_noise_sigma", "preprocess_image", "preprocess_steps", "qa_figure",
     "register_strategy", "run_batch", "save_qa_figure", "strategy_names", "strategy_steps",
     "to_model_input", "wiener2", "write_qa_figures",

@@ -22,14 +22,21 @@ SectionT = TypeVar("SectionT", bound=BaseModel)
 
 @dataclass
 class Record:
-    """What the steps of a chain report about one image, filled in as the image goes through.
+    """What is known about one image as it goes through a chain: given with it, and what the
+    steps report.
 
-    ``kept_fraction`` is the fraction of pixels the ROI mask kept (1.0 when there is no ROI
-    step or the ROI mode is ``off``); ``roi_empty`` is True when it kept none;
-    ``roi_threshold`` is the 8-bit threshold used (None without ROI step or in mode ``off``);
-    ``nlm_h`` the NLM filter strength used.
+    Given with the image (None when unknown): ``pixel_spacing_mm``, millimetres per pixel (a
+    manifest's ``pixel_spacing_mm`` or a DICOM header); ``center``, the lesion centre as
+    (row, column) in the image's pixels (None: the image centre).
+
+    Reported by the steps: ``kept_fraction`` is the fraction of pixels the ROI mask kept (1.0
+    when there is no ROI step or the ROI mode is ``off``); ``roi_empty`` is True when it kept
+    none; ``roi_threshold`` is the 8-bit threshold used (None without ROI step or in mode
+    ``off``); ``nlm_h`` the NLM filter strength used.
     """
 
+    pixel_spacing_mm: float | None = None
+    center: tuple[float, float] | None = None
     kept_fraction: float = 1.0
     roi_empty: bool = False
     roi_threshold: float | None = None

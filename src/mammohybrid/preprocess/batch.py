@@ -29,11 +29,12 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, LimitsConfig, load_config, save_config
@@ -47,6 +48,7 @@ from mammohybrid.fileio import (
     stop_on_full_disk,
 )
 from mammohybrid.imaging import decode_image, png_decodes, read_limits, write_png
+from mammohybrid.preprocess.base import Record
 from mammohybrid.preprocess.chain import Chain, build_chain
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
 from mammohybrid.progress import progress_bar
@@ -98,9 +100,12 @@ def output_name(source: str | os.PathLike[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- one image
+Task = tuple[str, str, Record]  # (source, target, what the manifest says of the source)
+
+
 class _Worker:
-    """Process one (source, target) pair; never raises (a full disk aside, which ends the
-    run): a failure becomes an error record."""
+    """Process one (source, target, record) task; never raises (a full disk aside, which ends
+    the run): a failure becomes an error record."""
 
     def __init__(self, chain: Chain, limits: LimitsConfig) -> None:
         self.chain, self.limits = chain, limits
@@ -111,13 +116,15 @@ class _Worker:
                 "kept_fraction": None, "roi_empty": None, "input_height": None,
                 "input_width": None, "warnings": "", "error": error}
 
-    def __call__(self, task: tuple[str, str]) -> dict[str, Any]:
-        source, target = task
+    def __call__(self, task: Task) -> dict[str, Any]:
+        source, target, known = task
         record = self.error_record(source, target)
         try:
             decoded = decode_image(source, self.limits)
             record["input_height"], record["input_width"] = map(int, decoded.image.shape[:2])
-            result = self.chain(decoded.image)
+            # The manifest's spacing, else the image's own header's (a DICOM's).
+            spacing = known.pixel_spacing_mm or decoded.pixel_spacing_mm
+            result = self.chain(decoded.image, replace(known, pixel_spacing_mm=spacing))
             write_png(target, result.image)
         except MammohybridError as error:
             message = str(error)
@@ -144,7 +151,7 @@ def _init_worker(chain: Chain, limits: LimitsConfig) -> None:
     _worker = _Worker(chain, limits)
 
 
-def _work(task: tuple[str, str]) -> dict[str, Any]:
+def _work(task: Task) -> dict[str, Any]:
     assert _worker is not None, "worker process not initialised"
     return _worker(task)
 
@@ -160,7 +167,7 @@ class WorkerPool:
     def __init__(self, chain: Chain, workers: int, limits: LimitsConfig | None = None) -> None:
         self.chain, self.workers = chain, max(1, workers)
         self.limits = limits or read_limits()
-        self._pool: CrashSafePool[tuple[str, str], dict[str, Any]] | None = None
+        self._pool: CrashSafePool[Task, dict[str, Any]] | None = None
 
     def __enter__(self) -> WorkerPool:
         if self.workers > 1:
@@ -174,7 +181,7 @@ class WorkerPool:
             self._pool.close()  # also stops work in progress on Ctrl-C
             self._pool = None
 
-    def imap(self, tasks: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    def imap(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
         if self._pool is None:
             worker = _Worker(self.chain, self.limits)
             return (worker(task) for task in tasks)
@@ -184,8 +191,8 @@ class WorkerPool:
         return self._pool.map_unordered(ordered, max_in_flight=2 * self.workers)
 
 
-def _crashed_record(task: tuple[str, str]) -> dict[str, Any]:
-    source, target = task
+def _crashed_record(task: Task) -> dict[str, Any]:
+    source, target, _ = task
     return _Worker.error_record(source, target, f"{source}: {WORKER_DIED}")
 
 
@@ -266,13 +273,15 @@ def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain
 
     targets = {source: str(images_dir / output_name(source))
                for source in dict.fromkeys(frame["image_path"])}
+    known = known_geometry(frame)
     records_path = out_dir / RECORDS_NAME
     records = _read_records(records_path)
     # The journal is trusted only for images whose PNG is still there and still decodes (a
     # full disk once left a truncated PNG behind an "ok" line).
     done = {source for source, target in targets.items()
             if records.get(source, {}).get("status") == "ok" and _verifies(target)}
-    tasks = [(source, target) for source, target in targets.items() if source not in done]
+    tasks = [(source, target, known[source]) for source, target in targets.items()
+             if source not in done]
 
     with WorkerPool(chain, min(workers, len(tasks)), config.limits) as pool, \
             open(records_path, "a", encoding="utf-8") as journal, progress_bar() as bar:
@@ -299,6 +308,24 @@ def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain
 
         summary.qa_figures = write_qa_figures(usable_rows(output), chain, out_dir / "qa", qa)
     return summary
+
+
+GEOMETRY_COLUMNS = ("pixel_spacing_mm", "center_row", "center_col")
+
+
+def known_geometry(frame: pd.DataFrame) -> dict[str, Record]:
+    """What a manifest says of each image's geometry (optional columns ``pixel_spacing_mm``,
+    millimetres per pixel, and ``center_row`` / ``center_col``, the lesion centre in the
+    image's pixels), as the :class:`Record` its chain starts from; empty cells are unknown."""
+    values = {column: (pd.to_numeric(frame[column], errors="coerce") if column in frame.columns
+                       else pd.Series(np.nan, index=frame.index)) for column in GEOMETRY_COLUMNS}
+    known: dict[str, Record] = {}
+    for position, source in enumerate(frame["image_path"]):
+        spacing, row, col = (float(values[c].iloc[position]) for c in GEOMETRY_COLUMNS)
+        known.setdefault(source, Record(
+            pixel_spacing_mm=spacing if spacing > 0 else None,
+            center=(row, col) if np.isfinite(row) and np.isfinite(col) else None))
+    return known
 
 
 def _verifies(target: str) -> bool:

@@ -10,7 +10,7 @@ from mammohybrid.config import Config, load_config
 from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import ConfigError, ManifestError
-from mammohybrid.imaging import read_image, write_png
+from mammohybrid.imaging import read_image, write_dicom, write_png
 from mammohybrid.preprocess.batch import RECORDS_NAME, output_name, run_batch
 from mammohybrid.preprocess.chain import preprocess_image
 
@@ -172,3 +172,44 @@ def test_summary_lines_report_failures_and_empty_rois(tmp_path):
     assert "broken.png" in text and "QA figures" in text
     assert len(summary.qa_figures) == 2 and all(p.is_file() for p in summary.qa_figures)
     assert os.path.dirname(summary.qa_figures[0]) == str(tmp_path / "out" / "qa")
+
+
+def test_field_of_view_uses_the_manifests_spacing_else_the_dicom_header(tmp_path):
+    """The physical scale through the batch: a PNG whose spacing the manifest gives, a DICOM
+    whose header gives it, and a PNG of unknown spacing, refused on its own row."""
+    lesion = np.zeros((100, 100), np.uint8)
+    lesion[40:60, 40:60] = 200  # 20 px
+    write_png(tmp_path / "given.png", lesion)
+    write_png(tmp_path / "unknown.png", lesion)
+    write_dicom(tmp_path / "header.dcm", lesion, attributes={"ImagerPixelSpacing": [0.1, 0.1]})
+    off_centre = np.zeros((100, 100), np.uint8)
+    off_centre[10:30, 60:80] = 200  # the lesion centre (19.5, 69.5) given in the manifest
+    write_png(tmp_path / "off_centre.png", off_centre)
+    pd.DataFrame([
+        {"image_path": "given.png", "pixel_spacing_mm": 0.2},
+        {"image_path": "header.dcm", "pixel_spacing_mm": None},
+        {"image_path": "unknown.png", "pixel_spacing_mm": None},
+        {"image_path": "off_centre.png", "pixel_spacing_mm": 0.2, "center_row": 19.5,
+         "center_col": 69.5},
+    ]).assign(label=[0, 1, 0, 1], patient_id=["P1", "P2", "P3", "P4"],
+              split="train").to_csv(tmp_path / "manifest.csv", index=False)
+    config = load_config(None, ["preprocess.strategy=none", "preprocess.output_size=100",
+                                "preprocess.field_of_view_mm=40"])  # 0.4 mm per pixel
+    summary = run_batch(tmp_path / "manifest.csv", tmp_path / "out", config, workers=1)
+    out = read_manifest(summary.manifest_path)
+    by_name = {Path(p).name: row for p, row in zip(out["source_path"], out.to_dict("records"),
+                                                    strict=True)}
+    assert by_name["unknown.png"]["status"] == "error"
+    assert "pixel spacing is unknown" in by_name["unknown.png"]["error"]
+
+    def bright_box(name: str) -> list[list[int]]:
+        image = read_image(by_name[name]["image_path"])
+        bright = np.argwhere(image > 100)
+        return [bright.min(axis=0).tolist(), bright.max(axis=0).tolist()]
+
+    # 20 px x 0.2 mm = 4 mm = 10 output pixels; 20 px x 0.1 mm = 2 mm = 5 output pixels;
+    # each centred on the output centre 49.5 (the given centre for the off-centre crop).
+    assert bright_box("given.png") == [[45, 45], [54, 54]]
+    assert bright_box("off_centre.png") == [[45, 45], [54, 54]]
+    header = bright_box("header.dcm")
+    assert header[1][0] - header[0][0] + 1 in (5, 6) and 47 <= header[0][0] <= 48

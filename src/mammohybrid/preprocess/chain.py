@@ -1,7 +1,8 @@
 """Chains of transforms, the registry of named strategies, and ``preprocess_image``.
 
-Every chain is: to 8 bits (``preprocess.intensity``) -> [shrink to ``working_max_side``] ->
-the strategy's steps -> resize to ``output_size``. The paper's three strategies are
+Every chain is: to 8 bits (``preprocess.intensity``) -> [shrink to ``working_max_side``, or
+with ``field_of_view_mm`` resample to that physical field at ``output_size``] -> the strategy's
+steps -> resize to ``output_size``. The paper's three strategies are
 NLM -> ROI -> median | Gaussian | Wiener -> CLAHE.
 """
 
@@ -18,7 +19,7 @@ from mammohybrid.preprocess.base import Record, Transform
 from mammohybrid.preprocess.contrast import CLAHE
 from mammohybrid.preprocess.denoise import NLMDenoise
 from mammohybrid.preprocess.filters import GaussianFilter, MedianFilter, WienerFilter
-from mammohybrid.preprocess.geometry import LimitSize, Resize
+from mammohybrid.preprocess.geometry import FieldOfView, LimitSize, Resize
 from mammohybrid.preprocess.intensity import ToUint8
 from mammohybrid.preprocess.roi import ROIThreshold
 
@@ -103,24 +104,30 @@ class Chain:
             image = step(image, record)
             yield step.name, image
 
-    def __call__(self, image: np.ndarray) -> ProcessedImage:
-        """Run the chain on one image."""
-        record = Record()
+    def __call__(self, image: np.ndarray, record: Record | None = None) -> ProcessedImage:
+        """Run the chain on one image; ``record`` may give what is known about it (its pixel
+        spacing, the lesion centre) and is filled in by the steps."""
+        record = record if record is not None else Record()
         output = image
         for _, output in self._run(image, record):
             pass
         return ProcessedImage.from_record(record, output, image.shape[:2])
 
-    def intermediates(self, image: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], Record]:
+    def intermediates(self, image: np.ndarray, record: Record | None = None
+                      ) -> tuple[list[tuple[str, np.ndarray]], Record]:
         """The image after every step, as (step name, image) pairs, and the record."""
-        record = Record()
+        record = record if record is not None else Record()
         return list(self._run(image, record)), record
 
 
 def build_chain(config: PreprocessConfig) -> Chain:
     """The chain ``config`` describes (strategy, step settings, working and output size)."""
     steps = strategy_steps(config)
-    working = [LimitSize(config.working_max_side)] if config.working_max_side else []
+    if config.field_of_view_mm is not None:
+        # Already at output_size: no working size to shrink to, and the last resize is a no-op.
+        working: list[Transform] = [FieldOfView(config.field_of_view_mm, config.output_size)]
+    else:
+        working = [LimitSize(config.working_max_side)] if config.working_max_side else []
     return Chain([ToUint8(config.intensity), *working,
                   *(STEPS[step](config) for step in steps), Resize(config.output_size)])
 
