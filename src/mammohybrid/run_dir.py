@@ -57,7 +57,8 @@ class RunDir:
 
     @property
     def curves(self) -> Path:
-        """Training curves like the paper's Figs. 11-13 (PNG)."""
+        """Training curves like the paper's Figs. 11-13 (PNG); not written for a logistic head,
+        which is fitted once, not in epochs."""
         return self.root / "training_curves.png"
 
     @property

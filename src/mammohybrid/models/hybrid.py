@@ -20,6 +20,7 @@ Only ``keras`` is imported (no TensorFlow): the model builds on any Keras backen
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import zipfile
@@ -114,6 +115,18 @@ def _check_same_grid(names: list[str], features: list) -> None:
             "model.backbones: the feature maps cannot be concatenated, their grids differ ("
             + ", ".join(f"{n} {g[0]}x{g[1]}" for n, g in grids.items())
             + "); change model.input_size or pick backbones with the same output grid")
+
+
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Build models in float32 whatever the global (mixed-precision) policy: what is saved and
+    predicted with."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_model(config: ModelConfig) -> keras.Model:

@@ -17,36 +17,69 @@ split from the choices a small dataset has to make:
    the usual complete image -> probability model: ``evaluate``, ``predict``, Grad-CAM and the
    filter ensemble work on it unchanged;
 4. the decision threshold is chosen on the validation split, as for every run.
+
+Nothing here depends on the fold or run but the head, so the rest is done once per process and
+setting: the frozen model is built once (:func:`frozen_model`), the pooled features are
+computed once per image and kept on disk, and ``model.keras`` is written from a template of
+that model with only its Dense layer's two arrays replaced (:func:`write_model_with_head`,
+instead of Keras' layer-by-layer save). A cross-validation of a logistic-head preset then costs
+little more than one pass of feature extraction over its images.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mammohybrid import __version__
-from mammohybrid.config import Config
+from mammohybrid.config import Config, ModelConfig
+from mammohybrid.errors import MammohybridError
 from mammohybrid.fileio import atomic_path
-from mammohybrid.models.hybrid import OUTPUT_NAME, feature_extractor
+from mammohybrid.models.hybrid import OUTPUT_NAME, build_model, feature_extractor, float32_policy
 from mammohybrid.models.tta import average_over_views
-from mammohybrid.progress import console
 from mammohybrid.training.callbacks import BatchProgress, epoch_logs
 from mammohybrid.training.data import ImageSplit
 
 CACHE_FOLDER = ".pooled-features"  # beside the images, one .npz per model setting
+WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a .keras archive
+TOLERANCE = 1e-8  # the logistic regression's convergence tolerance
+
+
+# --------------------------------------------------------------------------- the frozen model
+@cache
+def _frozen_model(settings: str) -> keras.Model:
+    with float32_policy():
+        return build_model(ModelConfig.model_validate_json(settings))
+
+
+def frozen_model(model: ModelConfig) -> keras.Model:
+    """The hybrid with ``model``'s frozen pretrained backbones, built once per process and
+    setting (float32). Shared: callers read its features, never change its weights."""
+    return _frozen_model(model.model_dump_json())
+
+
+@cache
+def _extractor(settings: str) -> keras.Model:
+    # One model per setting, so that its prediction graph is traced once per process.
+    model = ModelConfig.model_validate_json(settings)
+    return average_over_views(feature_extractor(_frozen_model(settings)), model.tta)
 
 
 # --------------------------------------------------------------------------- features
@@ -66,11 +99,11 @@ def _image_key(path: str) -> str:
 
 
 class PooledFeatureCache:
-    """Pooled feature vectors of images, on disk beside them, for one model setting."""
+    """Pooled feature vectors of images (averaged over the TTA views), on disk beside them, for
+    one model setting. The model is built only when a vector is missing."""
 
-    def __init__(self, model: keras.Model, config: Config) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.extractor = average_over_views(feature_extractor(model), config.model.tta)
         self.key = _feature_key(config)
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
@@ -91,10 +124,11 @@ class PooledFeatureCache:
         return np.stack([cached[k] for k in keys]).astype(np.float32)
 
     def _compute(self, frame: pd.DataFrame) -> np.ndarray:
+        extractor = _extractor(self.config.model.model_dump_json())
         split = ImageSplit(frame, self.config.model.input_size, self.config.train.batch_size,
                            cache=False)
         views = "" if self.config.model.tta == "none" else f" ({self.config.model.tta} views)"
-        values = self.extractor.predict(
+        values = extractor.predict(
             split.images(), verbose=0,
             callbacks=[BatchProgress(f"pooled features{views}", split.steps)])
         return np.asarray(values, np.float32).reshape(len(frame), -1)
@@ -120,20 +154,45 @@ class StrengthChoice:
     """The regularisation strength chosen by inner cross-validation, and how."""
 
     c: float
-    folds: int  # 0: inner cross-validation was impossible (too few patients per class)
+    folds: int  # 0: no inner cross-validation (one strength given, or too few patients)
     scores: dict[float, float]  # C -> pooled inner out-of-fold AUC
+    reason: str = ""  # why there was no inner cross-validation
 
     def describe(self) -> str:
         if not self.folds:
-            return f"C = {self.c:g} (too few patients per class for an inner cross-validation)"
+            return f"C = {self.c:g} ({self.reason})"
         table = ", ".join(f"C={c:g}: {auc:.3f}" for c, auc in self.scores.items())
         return (f"C = {self.c:g} by {self.folds}-fold patient-grouped inner cross-validation on "
                 f"the training split (pooled out-of-fold AUC: {table})")
 
 
-def _classifier(c: float, class_weight: str) -> Pipeline:
-    return make_pipeline(StandardScaler(), LogisticRegression(
-        C=c, max_iter=10_000, class_weight="balanced" if class_weight == "balanced" else None))
+def _fit_path(features: np.ndarray, labels: np.ndarray, strengths: list[float],
+              class_weight: str) -> dict[float, tuple[np.ndarray, float]]:
+    """Standardisation + L2 logistic regression at each strength, folded into (weights, bias)
+    on the raw features.
+
+    With far fewer rows n than features, the L2 solution lies in the span of the standardised
+    rows (x_i . w sees only that part of w; any other part adds to the penalty alone), so the
+    fit is done on the n coordinates of that span, from one SVD shared by all strengths: the
+    same optimum as in the feature space, at the cost of an n-dimensional problem.
+    """
+    features = np.asarray(features, np.float64)
+    scaler = StandardScaler().fit(features)
+    u, s, vt = np.linalg.svd(scaler.transform(features), full_matrices=False)
+    span = u * s
+    fitted = {}
+    for c in strengths:
+        # A tight tolerance: the n-dimensional problem converges in a few milliseconds.
+        regression = LogisticRegression(
+            C=c, solver="newton-cholesky", max_iter=1_000, tol=TOLERANCE,
+            class_weight="balanced" if class_weight == "balanced" else None).fit(span, labels)
+        weights = (vt.T @ regression.coef_[0]) / scaler.scale_
+        fitted[c] = (weights, float(regression.intercept_[0] - np.sum(weights * scaler.mean_)))
+    return fitted
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def choose_strength(features: np.ndarray, labels: np.ndarray, patients: np.ndarray,
@@ -141,42 +200,129 @@ def choose_strength(features: np.ndarray, labels: np.ndarray, patients: np.ndarr
     """C among ``train.logistic_c`` by stratified patient-grouped inner K-fold (see module doc).
     K is ``train.inner_folds``, or fewer when a class has fewer patients."""
     strengths = sorted(config.train.logistic_c)
+    if len(strengths) == 1:
+        return StrengthChoice(strengths[0], 0, {}, "the only value of train.logistic_c")
     per_class = pd.Series(patients).groupby(labels).nunique()
     folds = int(min(config.train.inner_folds, per_class.min())) if len(per_class) == 2 else 0
     if folds < 2:
         middle = 1.0 if 1.0 in strengths else strengths[len(strengths) // 2]
-        return StrengthChoice(middle, 0, {})
+        return StrengthChoice(middle, 0, {},
+                              "too few patients per class for an inner cross-validation")
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=config.seed)
-    splits = list(splitter.split(features, labels, patients))
-    scores: dict[float, float] = {}
-    for c in strengths:
-        out_of_fold = np.empty(len(labels))
-        for fit_rows, held_rows in splits:
-            model = _classifier(c, config.train.class_weight).fit(features[fit_rows],
-                                                                   labels[fit_rows])
-            out_of_fold[held_rows] = model.predict_proba(features[held_rows])[:, 1]
-        scores[c] = float(roc_auc_score(labels, out_of_fold))
+    out_of_fold = {c: np.empty(len(labels)) for c in strengths}
+    for fit_rows, held_rows in splitter.split(features, labels, patients):
+        fitted = _fit_path(features[fit_rows], labels[fit_rows], strengths,
+                           config.train.class_weight)
+        for c, (weights, bias) in fitted.items():
+            out_of_fold[c][held_rows] = _sigmoid(features[held_rows] @ weights + bias)
+    scores = {c: float(roc_auc_score(labels, out_of_fold[c])) for c in strengths}
     best = max(strengths, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
     return StrengthChoice(best, folds, scores)
 
 
-def fit_logistic_head(model: keras.Model, config: Config,
-                      splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """Fit the logistic head on ``splits['train']`` and write it into ``model``'s Dense layer;
-    return the epoch-like logs (train/val loss, accuracy, AUC) and what was chosen."""
-    cache = PooledFeatureCache(model, config)
+@dataclass(frozen=True)
+class LogisticHead:
+    """A fitted head in the pooled-feature space: probability = sigmoid(x . weights + bias),
+    which is exactly what the hybrid's Dense layer computes once the head is written into it."""
+
+    weights: np.ndarray  # (features,) float32
+    bias: float
+    choice: StrengthChoice | None = None  # None: read back from a model file
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        # The Dense layer's float32 arithmetic, so that both paths agree to round-off.
+        logits = np.asarray(features, np.float32) @ self.weights + np.float32(self.bias)
+        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).reshape(-1)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``run.json`` records of the fit."""
+        assert self.choice is not None, "a head read back from a model file has no fit record"
+        return {"logistic_c": self.choice.c, "logistic_selection": self.choice.describe(),
+                "logistic_inner_auc": {f"{c:g}": auc for c, auc in self.choice.scores.items()}}
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, patients: np.ndarray,
+             config: Config) -> LogisticHead:
+    """Choose C (:func:`choose_strength`), fit standardisation + logistic regression on every
+    row, and fold both into one weight vector and bias (see the module doc)."""
+    choice = choose_strength(features, labels, patients, config)
+    weights, bias = _fit_path(features, labels, [choice.c], config.train.class_weight)[choice.c]
+    return LogisticHead(weights.astype(np.float32), float(np.float32(bias)), choice)
+
+
+def fit_logistic_head(config: Config, splits: dict[str, pd.DataFrame]
+                      ) -> tuple[LogisticHead, dict[str, float], np.ndarray]:
+    """Fit the logistic head on ``splits['train']``'s pooled features; return the head, the
+    epoch-like logs (train/val loss, accuracy, AUC) and the validation probabilities."""
+    cache = PooledFeatureCache(config)
     train, val = splits["train"], splits["val"]
     x_train, x_val = cache.features(train), cache.features(val)
-    y_train, y_val = train["label"].to_numpy(int), val["label"].to_numpy(int)
-    choice = choose_strength(x_train, y_train, train["patient_id"].to_numpy(str), config)
-    console.print(f"logistic head: {choice.describe()}", highlight=False)
-    classifier = _classifier(choice.c, config.train.class_weight).fit(x_train, y_train)
-    scaler, regression = classifier[0], classifier[-1]
-    weights = regression.coef_[0] / scaler.scale_
-    bias = regression.intercept_[0] - float(np.sum(weights * scaler.mean_))
-    model.get_layer(OUTPUT_NAME).set_weights([weights[:, None].astype(np.float32),
-                                              np.array([bias], np.float32)])
-    logs = {**epoch_logs(y_train, classifier.predict_proba(x_train)[:, 1]),
-            **epoch_logs(y_val, classifier.predict_proba(x_val)[:, 1], "val_")}
-    return {"logs": logs, "logistic_c": choice.c, "logistic_selection": choice.describe(),
-            "logistic_inner_auc": {f"{c:g}": auc for c, auc in choice.scores.items()}}
+    y_train = train["label"].to_numpy(int)
+    head = fit_head(x_train, y_train, train["patient_id"].to_numpy(str), config)
+    val_probabilities = head.probabilities(x_val)
+    logs = {**epoch_logs(y_train, head.probabilities(x_train)),
+            **epoch_logs(val["label"].to_numpy(int), val_probabilities, "val_")}
+    return head, logs, val_probabilities
+
+
+# --------------------------------------------------------------------------- model files
+@dataclass(frozen=True)
+class _Template:
+    """A saved frozen model, member by member, and where its Dense layer's arrays are."""
+
+    members: list[tuple[str, bytes]]  # the .keras archive's members, in order
+    kernel: str  # h5 path of the Dense kernel, (features, 1)
+    bias: str  # h5 path of its bias, (1,)
+
+
+def _dense_arrays(weights: h5py.File, features: int) -> tuple[str, str]:
+    """The h5 paths of the output layer's kernel, (features, 1), and bias, (1,): the one
+    top-level layer holding such a pair (the backbones are nested deeper)."""
+    found = [f"layers/{name}/vars" for name in weights.get("layers", {})
+             if weights.get(f"layers/{name}/vars/0", np.empty(0)).shape == (features, 1)
+             and weights.get(f"layers/{name}/vars/1", np.empty(0)).shape == (1,)]
+    if len(found) != 1:
+        raise MammohybridError(f"cannot find the output layer in the saved model's weights "
+                               f"({len(found)} top-level layers with a ({features}, 1) kernel)")
+    return f"{found[0]}/0", f"{found[0]}/1"
+
+
+@cache
+def _template(settings: str) -> _Template:
+    model = _frozen_model(settings)
+    with tempfile.TemporaryDirectory() as folder:
+        saved = Path(folder) / "template.keras"
+        model.save(saved)
+        with zipfile.ZipFile(saved) as archive:
+            members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    weights = dict(members)[WEIGHTS_MEMBER]
+    features = int(model.get_layer(OUTPUT_NAME).kernel.shape[0])
+    with h5py.File(io.BytesIO(weights), "r") as h5:
+        kernel, bias = _dense_arrays(h5, features)
+    return _Template(members, kernel, bias)
+
+
+def write_model_with_head(model: ModelConfig, head: LogisticHead, path: Path) -> Path:
+    """``model.keras`` of the frozen model with ``head`` in its Dense layer, atomically: the
+    template archive of :func:`frozen_model` with the Dense layer's two arrays replaced."""
+    template = _template(model.model_dump_json())
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, data in template.members:
+            if name == WEIGHTS_MEMBER:
+                buffer = io.BytesIO(data)
+                with h5py.File(buffer, "r+") as h5:
+                    h5[template.kernel][...] = head.weights.reshape(-1, 1)
+                    h5[template.bias][...] = np.array([head.bias], np.float32)
+                data = buffer.getvalue()
+            archive.writestr(name, data)
+    return path
+
+
+def read_head(path: Path, features: int) -> LogisticHead:
+    """The Dense layer of a saved hybrid with ``features`` pooled features, without loading
+    the model (what :func:`write_model_with_head` wrote)."""
+    with zipfile.ZipFile(path) as archive, archive.open(WEIGHTS_MEMBER) as member, \
+            h5py.File(io.BytesIO(member.read()), "r") as h5:
+        kernel, bias = _dense_arrays(h5, features)
+        return LogisticHead(np.asarray(h5[kernel], np.float32).reshape(-1),
+                            float(np.asarray(h5[bias])[0]))

@@ -3,6 +3,7 @@ the shared feature cache, and a run directory that evaluate/predict use unchange
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,17 @@ from sklearn.preprocessing import StandardScaler
 from mammohybrid.config import load_config
 from mammohybrid.errors import ConfigError
 from mammohybrid.imaging import read_image
-from mammohybrid.models.hybrid import build_model
+from mammohybrid.models.hybrid import feature_extractor, load_model
 from mammohybrid.training.data import ImageSplit, load_splits
 from mammohybrid.training.linear_head import (
     CACHE_FOLDER,
+    LogisticHead,
     PooledFeatureCache,
     choose_strength,
     fit_logistic_head,
+    frozen_model,
+    read_head,
+    write_model_with_head,
 )
 from mammohybrid.training.toydata import make_toy_dataset
 
@@ -61,23 +66,58 @@ def test_strength_is_chosen_by_patient_grouped_inner_cv():
 
 
 @pytest.mark.slow
-def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy, tiny_config):
+def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy, tmp_path,
+                                                                    tiny_config):
     config = tiny_config(toy, *LOGISTIC, "train.logistic_c=[0.5]")
     splits = load_splits(config)
-    model = build_model(config.model)
-    fitted = fit_logistic_head(model, config, splits)
-    assert fitted["logistic_c"] == 0.5
-    cache = PooledFeatureCache(model, config)
-    train, val = cache.features(splits["train"]), cache.features(splits["val"])
+    head, logs, val_probabilities = fit_logistic_head(config, splits)
+    assert head.choice is not None and head.choice.c == 0.5
+    assert "the only value of train.logistic_c" in head.choice.describe()
+    cache = PooledFeatureCache(config)
+    train, val = (cache.features(splits[name]).astype(np.float64) for name in ("train", "val"))
     scaler = StandardScaler().fit(train)
-    regression = LogisticRegression(C=0.5, max_iter=10_000).fit(
+    # Fitted in the feature space itself, converged as far as the head is (it is fitted in the
+    # span of the training rows: the same optimum).
+    regression = LogisticRegression(C=0.5, max_iter=100_000, tol=1e-10).fit(
         scaler.transform(train), splits["train"]["label"])
     expected = regression.predict_proba(scaler.transform(val))[:, 1]
+    np.testing.assert_allclose(val_probabilities, expected, rtol=1e-4, atol=1e-5)
+    assert logs["val_auc"] == pytest.approx(roc_auc_score(splits["val"]["label"], expected))
+    # Written into the hybrid's Dense layer, the saved image -> probability model agrees.
+    path = write_model_with_head(config.model, head, tmp_path / "model.keras")
     images = ImageSplit(splits["val"], 32, 8, cache=False).images()
-    np.testing.assert_allclose(model.predict(images, verbose=0).reshape(-1), expected,
-                               rtol=1e-4, atol=1e-5)
-    assert fitted["logs"]["val_auc"] == pytest.approx(
-        roc_auc_score(splits["val"]["label"], expected))
+    np.testing.assert_allclose(load_model(path).predict(images, verbose=0).reshape(-1),
+                               val_probabilities, atol=1e-5)
+    back = read_head(path, train.shape[1])
+    np.testing.assert_array_equal(back.weights, head.weights)
+    assert back.bias == head.bias
+
+
+@pytest.mark.slow
+def test_model_written_with_a_head_is_the_template_with_two_arrays_replaced(tmp_path,
+                                                                           tiny_config):
+    config = tiny_config(tmp_path / "unused.csv", *LOGISTIC)
+    features = int(frozen_model(config.model).get_layer("prediction").kernel.shape[0])
+    rng = np.random.default_rng(1)
+    heads = [LogisticHead(rng.normal(size=features).astype(np.float32), float(b))
+             for b in (-0.5, 2.0)]
+    first, second = (write_model_with_head(config.model, head, tmp_path / f"m{i}.keras")
+                     for i, head in enumerate(heads))
+    with zipfile.ZipFile(first) as a, zipfile.ZipFile(second) as b:
+        assert a.namelist() == b.namelist() == ["metadata.json", "config.json",
+                                                "model.weights.h5"]
+        assert a.read("config.json") == b.read("config.json")
+    images = rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    pooled = feature_extractor(frozen_model(config.model)).predict(images, verbose=0)
+    for path, head in ((first, heads[0]), (second, heads[1])):
+        loaded = load_model(path)
+        np.testing.assert_allclose(loaded.predict(images, verbose=0).reshape(-1),
+                                   head.probabilities(pooled), atol=1e-6)
+        # The backbones are the template's, untouched.
+        for mine, theirs in zip(loaded.get_layer("tinycnn").weights,
+                                frozen_model(config.model).get_layer("tinycnn").weights,
+                                strict=True):
+            np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
 
 
 @pytest.mark.slow
@@ -88,7 +128,7 @@ def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkey
                                 config=tiny_config(tmp_path / "manifest.csv"))
     config = tiny_config(manifest, *LOGISTIC)
     splits = load_splits(config)
-    cache = PooledFeatureCache(build_model(config.model), config)
+    cache = PooledFeatureCache(config)
     first = cache.features(splits["train"].iloc[:5])
     computed: list[int] = []
     original = PooledFeatureCache._compute
@@ -98,7 +138,7 @@ def test_feature_cache_is_shared_and_only_fills_what_is_missing(tmp_path, monkey
         return original(self, frame)
 
     monkeypatch.setattr(PooledFeatureCache, "_compute", counting)
-    again = PooledFeatureCache(build_model(config.model), config)
+    again = PooledFeatureCache(config)
     np.testing.assert_array_equal(again.features(splits["train"].iloc[:5]), first)
     assert computed == []
     again.features(splits["train"].iloc[:8])

@@ -11,12 +11,10 @@ describes; ``DONE`` is written last.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +30,7 @@ from mammohybrid.decision import select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.models.compile import compile_hybrid
-from mammohybrid.models.hybrid import build_model, nested_layers
+from mammohybrid.models.hybrid import build_model, float32_policy, nested_layers
 from mammohybrid.models.tta import with_test_time_augmentation
 from mammohybrid.progress import console, progress_bar
 from mammohybrid.run_dir import RunDir
@@ -46,7 +44,7 @@ from mammohybrid.training.data import (
     with_preprocessed_manifest,
 )
 from mammohybrid.training.features import FeatureCache, head_model, uses_feature_cache
-from mammohybrid.training.linear_head import fit_logistic_head
+from mammohybrid.training.linear_head import fit_logistic_head, write_model_with_head
 from mammohybrid.training.runtime import Runtime, training_runtime
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"]
@@ -86,19 +84,9 @@ def refresh_cached_state(model: keras.Model) -> None:
             layer.finalize_state()
 
 
-@contextlib.contextmanager
-def _float32_policy() -> Iterator[None]:
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def export_model(config: Config, weights: list[np.ndarray], path: Path) -> keras.Model:
     """Save a clean float32 inference model (no optimizer, no distribution) with ``weights``."""
-    with _float32_policy():
+    with float32_policy():
         model = build_model(config.model.model_copy(update={"weights": None}))
     model.set_weights(weights)
     refresh_cached_state(model)
@@ -237,10 +225,14 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
     started = time.time()
     with training_runtime(config.train, config.seed) as runtime:
         if config.train.head == "logistic":
-            best = _train_logistic_head(config, run, splits, state)
+            val_probabilities = _train_logistic_head(config, run, splits, state)
         else:
             best = _train_keras_head(config, run, splits, runtime, state, callbacks or [])
-    _finish(config, run, state, best, splits, runtime, time.time() - started)
+    if config.train.head == "keras":
+        with float32_policy():
+            val_probabilities = predict_manifest(
+                with_test_time_augmentation(best, config.model.tta), splits["val"], config)
+    _finish(config, run, state, val_probabilities, splits, runtime, time.time() - started)
     return run
 
 
@@ -261,19 +253,21 @@ def _train_keras_head(config: Config, run: RunDir, splits: dict[str, pd.DataFram
 
 
 def _train_logistic_head(config: Config, run: RunDir, splits: dict[str, pd.DataFrame],
-                         state: TrainingState) -> keras.Model:
-    """``train.head: logistic`` (:mod:`mammohybrid.training.linear_head`): one fit, recorded as
-    the run's only epoch; ``model.keras`` and ``last.keras`` are the same model."""
-    model = build_model(config.model)
+                         state: TrainingState) -> np.ndarray:
+    """``train.head: logistic`` (:mod:`mammohybrid.training.linear_head`): one fit on cached
+    pooled features, recorded as the run's only epoch; ``model.keras`` and ``last.keras`` are
+    the same model. Returns the validation probabilities (the same as the saved model's)."""
     start = time.perf_counter()
-    fitted = fit_logistic_head(model, config, splits)
-    state.record(fitted.pop("logs"), time.perf_counter() - start)
-    state.extra.update(fitted)
+    head, logs, val_probabilities = fit_logistic_head(config, splits)
+    console.print(f"logistic head: {head.choice.describe() if head.choice else ''}",
+                  highlight=False)
+    state.record(logs, time.perf_counter() - start)
+    state.extra.update(head.describe())
     _write_history(run.history, state.history)
-    best = export_model(config, snapshot(model.weights), run.model)
+    write_model_with_head(config.model, head, run.model)
     with atomic_path(run.last_model) as tmp:
         shutil.copyfile(run.model, tmp)
-    return best
+    return val_probabilities
 
 
 def _prepare(config: Config, run: RunDir, splits: dict[str, pd.DataFrame], runtime: Runtime,
@@ -335,15 +329,15 @@ def _train_epochs(config: Config, run: RunDir, plan: _Plan, tracked: _Tracked,
         tensorboard.close()
 
 
-def _finish(config: Config, run: RunDir, state: TrainingState, best: keras.Model,
+def _finish(config: Config, run: RunDir, state: TrainingState, val_probabilities: np.ndarray,
             splits: dict[str, pd.DataFrame], runtime: Runtime, seconds: float) -> None:
-    """Curves, threshold (chosen on validation with the best model), run.json, then DONE."""
-    plot_training_curves(pd.read_csv(run.history), run.curves, state.best_epoch,
-                         title=" + ".join(config.model.backbones))
-    with _float32_policy():
-        probabilities = predict_manifest(with_test_time_augmentation(best, config.model.tta),
-                                         splits["val"], config)
-    choice = select_threshold(splits["val"]["label"].to_numpy(), probabilities, config.evaluate)
+    """Curves (of a head trained in epochs), the threshold (chosen on the best model's
+    validation probabilities), run.json, then DONE."""
+    if config.train.head == "keras":
+        plot_training_curves(pd.read_csv(run.history), run.curves, state.best_epoch,
+                             title=" + ".join(config.model.backbones))
+    choice = select_threshold(splits["val"]["label"].to_numpy(), val_probabilities,
+                              config.evaluate)
     atomic_write_json(run.threshold, choice.to_dict())
     atomic_write_json(run.info, {
         "package_version": __version__,

@@ -32,9 +32,10 @@ import pandas as pd
 from mammohybrid.config import Config, save_config
 from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
 from mammohybrid.data.splits import assign_folds, patient_strata, sample_patients
-from mammohybrid.errors import ConfigError
+from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.evaluation.bootstrap import bootstrap_intervals, interval_key
 from mammohybrid.evaluation.evaluate import (
+    CachedFeaturePredictor,
     RunPredictor,
     choose_threshold,
     metrics_report,
@@ -111,6 +112,12 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
+    if config.train.head == "logistic":
+        from mammohybrid.training.linear_head import PooledFeatureCache
+
+        # Every image's pooled features in one pass, before the folds: each fold then only
+        # fits its head on them (executors' processes read them from the disk cache).
+        PooledFeatureCache(config).features(frame)
 
     with open_tracker(tracking_uri, run_name=f"cv {folds}x{repeats}") as parent:
         tasks = [FoldTask((out / f"r{repeat}" / f"f{fold}").resolve(), repeat, fold, repeats,
@@ -120,11 +127,14 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
                  for fold, fold_frame in enumerate(fold_manifests(frame, folds, repeat, config))]
         outcomes = executor.map(run_fold, tasks)
         fold_rows = [{"repeat": task.repeat, "fold": task.fold, **metrics}
-                     for task, (_, metrics) in zip(tasks, outcomes)]
+                     for task, (_, metrics) in zip(tasks, outcomes, strict=True)]
         oof = [predictions.assign(repeat=task.repeat, fold=task.fold)
-               for task, (predictions, _) in zip(tasks, outcomes)]
+               for task, (predictions, _) in zip(tasks, outcomes, strict=True)]
         summary, files = _summarise(out, fold_rows, pd.concat(oof, ignore_index=True), folds,
                                     repeats, config, manifest_path, rows)
+        if config.train.head == "logistic":
+            summary["cached_feature_check"] = check_cached_features(tasks[0], outcomes[0][0])
+            atomic_write_json(files["summary"], summary)
         if parent:
             parent.log_metrics({k: v for k, v in summary.items() if k.endswith(("_mean", "_std"))})
             for path in files.values():
@@ -169,7 +179,8 @@ def run_fold(task: FoldTask) -> tuple[pd.DataFrame, dict[str, Any]]:
             if tracker:
                 tracker.log_metrics(metrics, prefix="eval_test_")
     finally:
-        release_models()
+        if task.config.train.head == "keras":  # a logistic head builds no model per fold
+            release_models()
     return predictions, metrics
 
 
@@ -182,7 +193,8 @@ def _fold_evaluation(folder: Path, run: RunDir,
         return (pd.read_csv(predictions_path, dtype={"patient": str}),
                 json.loads(metrics_path.read_text(encoding="utf-8")))
     frame = usable_rows(read_manifest(config.data.manifest))
-    predict = RunPredictor(run, config)
+    predict = (CachedFeaturePredictor if config.train.head == "logistic"
+               else RunPredictor)(run, config)
     threshold = choose_threshold(run, config, frame, predict)
     held_out = frame[frame["split"] == "test"]
     predictions = predictions_frame(held_out, predict(held_out), threshold.value)
@@ -191,6 +203,30 @@ def _fold_evaluation(folder: Path, run: RunDir,
         predictions.to_csv(handle, index=False)
     atomic_write_json(metrics_path, metrics)
     return predictions, metrics
+
+
+# How far the saved model.keras may be from the cached-feature path: float32 round-off.
+CACHED_FEATURES_TOLERANCE = 1e-5
+CHECKED_IMAGES = 4
+
+
+def check_cached_features(task: FoldTask, predictions: pd.DataFrame) -> dict[str, Any]:
+    """A logistic-head fold's held-out probabilities come from cached features and the saved
+    Dense layer (:class:`~mammohybrid.evaluation.evaluate.CachedFeaturePredictor`). Predict a
+    sample of them again through the saved ``model.keras`` itself, as ``evaluate`` and
+    ``predict`` would, and refuse a difference above :data:`CACHED_FEATURES_TOLERANCE`."""
+    sample = predictions.head(CHECKED_IMAGES)
+    frame = pd.DataFrame({"image_path": sample["image"]})
+    through_model = RunPredictor(RunDir.at(task.folder / "run"), task.config)(frame)
+    difference = float(np.max(np.abs(through_model - sample["probability"].to_numpy())))
+    if not difference <= CACHED_FEATURES_TOLERANCE:
+        raise MammohybridError(
+            f"{task.folder / 'run' / 'model.keras'}: the saved model's probabilities differ from "
+            f"the cached-feature path's by {difference:.2g} (> {CACHED_FEATURES_TOLERANCE:g}); "
+            f"delete the folder's .pooled-features cache and run again")
+    release_models()
+    return {"fold": f"r{task.repeat}/f{task.fold}", "images": len(sample),
+            "max_abs_difference": difference, "tolerance": CACHED_FEATURES_TOLERANCE}
 
 
 def _summarise(out: Path, fold_rows: list[dict[str, Any]], oof: pd.DataFrame, folds: int,
