@@ -80,6 +80,8 @@ def test_help_of_every_command():
     for command, options in {"evaluate": ["--split", "--out", "--manifest", "--set"],
                              "grid": ["--out", "--manifest", "--set", "--mlflow", "--dry-run"],
                              "cv": ["--folds", "--repeats", "--out", "--include-test", "--mlflow"],
+                             "select": ["--out", "--folds", "--repeats", "--inner-folds",
+                                        "--inner-repeats", "--rule", "--include-test"],
                              "features": ["--out"]}.items():
         output = _ok(runner.invoke(app, [command, "--help"]))
         for option in options:

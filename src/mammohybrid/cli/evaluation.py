@@ -1,4 +1,5 @@
-"""``mammohybrid evaluate``, ``grid``, ``cv`` and ``features``: evaluation and experiments."""
+"""``mammohybrid evaluate``, ``grid``, ``cv``, ``select`` and ``features``: evaluation and
+experiments."""
 
 from __future__ import annotations
 
@@ -165,6 +166,47 @@ def cv(
         mean, std = summary[f"{name}_mean"], summary[f"{name}_std"]
         typer.echo(f"  {name:<16} mean {'n/a' if mean is None else f'{mean:.3f}':>6}  "
                    f"std {'n/a' if std is None else f'{std:.3f}':>6}")
+    typer.echo(f"summary: {result.files['summary']}")
+
+
+@app.command()
+def select(
+    grid_file: Annotated[str, typer.Argument(
+        metavar="CANDIDATES", help="Grid YAML file whose cells are the candidates, simplest "
+                                   "first, or the name of a shipped one (real-lesions).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the candidates' "
+                                                          "cross-validations resume).")],
+    folds: Annotated[int, typer.Option("--folds", "-k", min=2, help="Outer folds.")] = 5,
+    repeats: Annotated[int, typer.Option("--repeats", "-r", min=1,
+                                         help="Outer repeats.")] = 1,
+    inner_folds: Annotated[int, typer.Option("--inner-folds", min=2,
+                                             help="Inner folds (the choice).")] = 5,
+    inner_repeats: Annotated[int, typer.Option("--inner-repeats", min=1,
+                                               help="Inner repeats.")] = 1,
+    rule: Annotated[str, typer.Option(
+        "--rule", help="one-se: the simplest candidate within one standard error (paired) of "
+                       "the best; best: the highest inner AUC.")] = "one-se",
+    manifest: ManifestOption = None,
+    include_test: Annotated[bool, typer.Option(
+        "--include-test", help="Fold the manifest's test split in too.")] = False,
+    overrides: SetOption = None,
+) -> None:
+    """Choose among candidate configurations inside the folds (nested cross-validation).
+
+    Every candidate is cross-validated on the same outer folds; in each outer fold the
+    candidates are ranked by an inner cross-validation of its training rows only, and the
+    rule's choice predicts the held-out fold. The nested pooled AUC thus includes the cost of
+    choosing. Prints each candidate's plain figure, the paired differences (patient bootstrap
+    of the difference), which candidate won each outer fold, and the rule's choice on all rows.
+    """
+    from mammohybrid.workflows.grid import load_grid
+    from mammohybrid.workflows.select import SelectSettings, run_select
+
+    spec = load_grid(grid_file, overrides or [], manifest)
+    settings = SelectSettings(folds, repeats, inner_folds, inner_repeats, rule,
+                              include_test=include_test)
+    result = run_select(spec, out, settings)
+    typer.echo(result.files["summary_md"].read_text(encoding="utf-8"))
     typer.echo(f"summary: {result.files['summary']}")
 
 

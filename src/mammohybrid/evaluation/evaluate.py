@@ -244,6 +244,11 @@ def choose_threshold(run: RunDir, config: Config, frame: pd.DataFrame,
         return stored
     if config.evaluate.threshold == "fixed":
         return select_threshold(np.empty(0), np.empty(0), config.evaluate)
+    if config.train.head == "logistic":
+        raise ConfigError(f"{run.root}: a logistic head is fitted on the validation rows too "
+                          "(its threshold comes from inner out-of-fold probabilities), so "
+                          "another threshold rule cannot be chosen on them here; train the run "
+                          "again with --set evaluate.threshold=...")
     val = frame[frame["split"] == "val"]
     return select_threshold(val["label"].to_numpy(), predict(val), config.evaluate, split="val")
 

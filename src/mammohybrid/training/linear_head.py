@@ -9,14 +9,17 @@ split from the choices a small dataset has to make:
 1. every training and validation image's pooled features are computed once (averaged over the
    dihedral views when ``model.tta: dihedral``) and kept in a cache beside the images, shared
    by every run, fold and grid cell with the same model settings;
-2. the regularisation strength C is chosen among ``train.logistic_c`` by an inner,
-   patient-grouped, stratified cross-validation on the training split (pooled out-of-fold AUC,
-   ties to the stronger regularisation): the validation split is not used to fit or select;
-3. standardisation + logistic regression are fitted on the whole training split and folded
-   into the hybrid's own Dense layer (w / sigma, b - sum(w mu / sigma)), so ``model.keras`` is
-   the usual complete image -> probability model: ``evaluate``, ``predict``, Grad-CAM and the
-   filter ensemble work on it unchanged;
-4. the decision threshold is chosen on the validation split, as for every run.
+2. a convex head needs no early stopping, so no validation split is set aside: the head is
+   fitted on the training *and* validation rows (on a small set, 15 % more patients); an
+   inner, patient-grouped, stratified cross-validation of those rows chooses the
+   regularisation strength C among ``train.logistic_c`` (pooled out-of-fold AUC, ties to the
+   stronger regularisation) and gives every row an out-of-fold probability;
+3. standardisation + logistic regression are fitted on all those rows and folded into the
+   hybrid's own Dense layer (w / sigma, b - sum(w mu / sigma)), so ``model.keras`` is the usual
+   complete image -> probability model: ``evaluate``, ``predict``, Grad-CAM and the filter
+   ensemble work on it unchanged;
+4. the decision threshold is chosen on the inner out-of-fold probabilities (never on rows the
+   head was fitted on), and the run's "validation" figures (``val_auc``...) are theirs.
 
 Nothing here depends on the fold or run but the head, so the rest is done once per process and
 setting: the frozen model is built once (:func:`frozen_model`), the pooled features are
@@ -43,6 +46,7 @@ import h5py
 import keras
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
@@ -154,16 +158,19 @@ class StrengthChoice:
     """The regularisation strength chosen by inner cross-validation, and how."""
 
     c: float
-    folds: int  # 0: no inner cross-validation (one strength given, or too few patients)
+    folds: int  # 0: no inner cross-validation (too few patients per class)
     scores: dict[float, float]  # C -> pooled inner out-of-fold AUC
     reason: str = ""  # why there was no inner cross-validation
+    out_of_fold: np.ndarray | None = None  # every row's inner out-of-fold probability at c
 
     def describe(self) -> str:
         if not self.folds:
             return f"C = {self.c:g} ({self.reason})"
         table = ", ".join(f"C={c:g}: {auc:.3f}" for c, auc in self.scores.items())
-        return (f"C = {self.c:g} by {self.folds}-fold patient-grouped inner cross-validation on "
-                f"the training split (pooled out-of-fold AUC: {table})")
+        how = (f"C = {self.c:g}, the only value of train.logistic_c" if len(self.scores) == 1
+               else f"C = {self.c:g} by {self.folds}-fold patient-grouped inner "
+                    "cross-validation")
+        return f"{how} (pooled inner out-of-fold AUC: {table})"
 
 
 def _fit_path(features: np.ndarray, labels: np.ndarray, strengths: list[float],
@@ -191,33 +198,27 @@ def _fit_path(features: np.ndarray, labels: np.ndarray, strengths: list[float],
     return fitted
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))
-
-
 def choose_strength(features: np.ndarray, labels: np.ndarray, patients: np.ndarray,
                     config: Config) -> StrengthChoice:
     """C among ``train.logistic_c`` by stratified patient-grouped inner K-fold (see module doc).
     K is ``train.inner_folds``, or fewer when a class has fewer patients."""
     strengths = sorted(config.train.logistic_c)
-    if len(strengths) == 1:
-        return StrengthChoice(strengths[0], 0, {}, "the only value of train.logistic_c")
     per_class = pd.Series(patients).groupby(labels).nunique()
     folds = int(min(config.train.inner_folds, per_class.min())) if len(per_class) == 2 else 0
     if folds < 2:
         middle = 1.0 if 1.0 in strengths else strengths[len(strengths) // 2]
-        return StrengthChoice(middle, 0, {},
-                              "too few patients per class for an inner cross-validation")
+        return StrengthChoice(middle, 0, {}, "too few patients per class for an inner "
+                                             "cross-validation; no out-of-fold probabilities")
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=config.seed)
     out_of_fold = {c: np.empty(len(labels)) for c in strengths}
     for fit_rows, held_rows in splitter.split(features, labels, patients):
         fitted = _fit_path(features[fit_rows], labels[fit_rows], strengths,
                            config.train.class_weight)
         for c, (weights, bias) in fitted.items():
-            out_of_fold[c][held_rows] = _sigmoid(features[held_rows] @ weights + bias)
+            out_of_fold[c][held_rows] = expit(features[held_rows] @ weights + bias)
     scores = {c: float(roc_auc_score(labels, out_of_fold[c])) for c in strengths}
     best = max(strengths, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
-    return StrengthChoice(best, folds, scores)
+    return StrengthChoice(best, folds, scores, out_of_fold=out_of_fold[best])
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ class LogisticHead:
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         # The Dense layer's float32 arithmetic, so that both paths agree to round-off.
         logits = np.asarray(features, np.float32) @ self.weights + np.float32(self.bias)
-        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).reshape(-1)
+        return expit(logits.astype(np.float64)).reshape(-1)
 
     def describe(self) -> dict[str, Any]:
         """What ``run.json`` records of the fit."""
@@ -250,19 +251,33 @@ def fit_head(features: np.ndarray, labels: np.ndarray, patients: np.ndarray,
     return LogisticHead(weights.astype(np.float32), float(np.float32(bias)), choice)
 
 
-def fit_logistic_head(config: Config, splits: dict[str, pd.DataFrame]
-                      ) -> tuple[LogisticHead, dict[str, float], np.ndarray]:
-    """Fit the logistic head on ``splits['train']``'s pooled features; return the head, the
-    epoch-like logs (train/val loss, accuracy, AUC) and the validation probabilities."""
-    cache = PooledFeatureCache(config)
-    train, val = splits["train"], splits["val"]
-    x_train, x_val = cache.features(train), cache.features(val)
-    y_train = train["label"].to_numpy(int)
-    head = fit_head(x_train, y_train, train["patient_id"].to_numpy(str), config)
-    val_probabilities = head.probabilities(x_val)
-    logs = {**epoch_logs(y_train, head.probabilities(x_train)),
-            **epoch_logs(val["label"].to_numpy(int), val_probabilities, "val_")}
-    return head, logs, val_probabilities
+@dataclass(frozen=True)
+class FittedHead:
+    """What fitting the head on a run's training rows gives: the head, the epoch-like logs,
+    and the out-of-fold labels and probabilities the threshold is chosen on (empty when the
+    rows were too few for an inner cross-validation)."""
+
+    head: LogisticHead
+    logs: dict[str, float]
+    labels: np.ndarray
+    out_of_fold: np.ndarray
+
+
+def fit_logistic_head(config: Config, splits: dict[str, pd.DataFrame]) -> FittedHead:
+    """Fit the logistic head on the pooled features of ``splits['train']`` and
+    ``splits['val']`` together (see the module doc). The logs: loss, accuracy and AUC of the
+    fitted rows (``train``) and of their inner out-of-fold probabilities (``val_``)."""
+    rows = pd.concat([splits["train"], splits["val"]], ignore_index=True)
+    features = PooledFeatureCache(config).features(rows)
+    labels = rows["label"].to_numpy(int)
+    head = fit_head(features, labels, rows["patient_id"].to_numpy(str), config)
+    logs = epoch_logs(labels, head.probabilities(features))
+    out_of_fold = head.choice.out_of_fold if head.choice is not None else None
+    if out_of_fold is None:
+        return FittedHead(head, {**logs, "val_loss": np.nan, "val_accuracy": np.nan,
+                                 "val_auc": np.nan}, np.empty(0, int), np.empty(0))
+    return FittedHead(head, {**logs, **epoch_logs(labels, out_of_fold, "val_")}, labels,
+                      out_of_fold)
 
 
 # --------------------------------------------------------------------------- model files

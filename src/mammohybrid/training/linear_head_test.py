@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from mammohybrid.config import load_config
+from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.errors import ConfigError
 from mammohybrid.imaging import read_image
 from mammohybrid.models.hybrid import feature_extractor, load_model
@@ -59,6 +60,9 @@ def test_strength_is_chosen_by_patient_grouped_inner_cv():
     assert choice.scores[choice.c] == max(choice.scores.values())
     assert all(0.5 < auc <= 1 for auc in choice.scores.values())
     assert "4-fold patient-grouped inner cross-validation" in choice.describe()
+    # Every row's out-of-fold probability at the chosen C: what the threshold is chosen on.
+    assert choice.out_of_fold is not None and choice.out_of_fold.shape == (40,)
+    assert roc_auc_score(labels, choice.out_of_fold) == pytest.approx(choice.scores[choice.c])
     # Fewer patients in a class than folds: fewer folds; one patient per class: no inner CV.
     assert choose_strength(features[18:24], labels[18:24], patients[18:24], config).folds == 0
     few = choose_strength(features[14:26], labels[14:26], patients[14:26], config)
@@ -70,25 +74,32 @@ def test_fitted_head_is_exactly_the_standardised_logistic_regression(toy, tmp_pa
                                                                     tiny_config):
     config = tiny_config(toy, *LOGISTIC, "train.logistic_c=[0.5]")
     splits = load_splits(config)
-    head, logs, val_probabilities = fit_logistic_head(config, splits)
+    fitted = fit_logistic_head(config, splits)
+    head = fitted.head
     assert head.choice is not None and head.choice.c == 0.5
     assert "the only value of train.logistic_c" in head.choice.describe()
+    # Fitted on the train and val rows together, in the feature space itself, converged as far
+    # as the head is (it is fitted in the span of the rows: the same optimum).
     cache = PooledFeatureCache(config)
-    train, val = (cache.features(splits[name]).astype(np.float64) for name in ("train", "val"))
-    scaler = StandardScaler().fit(train)
-    # Fitted in the feature space itself, converged as far as the head is (it is fitted in the
-    # span of the training rows: the same optimum).
+    rows = pd.concat([splits["train"], splits["val"]])
+    test = usable_rows(read_manifest(toy)).query("split == 'test'")
+    fit_x = cache.features(rows).astype(np.float64)
+    test_x = cache.features(test)
+    scaler = StandardScaler().fit(fit_x)
     regression = LogisticRegression(C=0.5, max_iter=100_000, tol=1e-10).fit(
-        scaler.transform(train), splits["train"]["label"])
-    expected = regression.predict_proba(scaler.transform(val))[:, 1]
-    np.testing.assert_allclose(val_probabilities, expected, rtol=1e-4, atol=1e-5)
-    assert logs["val_auc"] == pytest.approx(roc_auc_score(splits["val"]["label"], expected))
+        scaler.transform(fit_x), rows["label"])
+    expected = regression.predict_proba(scaler.transform(test_x.astype(np.float64)))[:, 1]
+    np.testing.assert_allclose(head.probabilities(test_x), expected, rtol=1e-4, atol=1e-5)
+    # The "validation" logs are those of the inner out-of-fold probabilities of those rows.
+    assert len(fitted.labels) == len(rows) == len(fitted.out_of_fold)
+    assert fitted.logs["val_auc"] == pytest.approx(roc_auc_score(fitted.labels,
+                                                                 fitted.out_of_fold))
     # Written into the hybrid's Dense layer, the saved image -> probability model agrees.
     path = write_model_with_head(config.model, head, tmp_path / "model.keras")
-    images = ImageSplit(splits["val"], 32, 8, cache=False).images()
+    images = ImageSplit(test, 32, 8, cache=False).images()
     np.testing.assert_allclose(load_model(path).predict(images, verbose=0).reshape(-1),
-                               val_probabilities, atol=1e-5)
-    back = read_head(path, train.shape[1])
+                               head.probabilities(test_x), atol=1e-5)
+    back = read_head(path, test_x.shape[1])
     np.testing.assert_array_equal(back.weights, head.weights)
     assert back.bias == head.bias
 
@@ -153,13 +164,18 @@ def test_logistic_run_directory_works_with_evaluate_and_predict(toy, tmp_path, t
     from mammohybrid.inference.predictor import Predictor
     from mammohybrid.training import train
 
-    config = tiny_config(toy, *LOGISTIC, "model.tta=dihedral")
+    config = tiny_config(toy, *LOGISTIC, "model.tta=dihedral", "evaluate.threshold=youden")
     run = train(config, tmp_path / "run")
     assert run.is_finished() and run.threshold.is_file() and run.last_model.is_file()
     history = pd.read_csv(run.history)
     assert len(history) == 1 and 0 <= history["val_auc"].iloc[0] <= 1
+    # Chosen on the inner out-of-fold probabilities, never on rows the head was fitted on.
+    assert run.load_threshold().split == "train + val, inner out-of-fold"
     result = evaluate_run(run.root, "test")
     assert result.metrics["n"] == 8
+    with pytest.raises(ConfigError, match="fitted on the validation rows too"):
+        evaluate_run(run.root, "test", tmp_path / "other",
+                     overrides=["evaluate.threshold=sensitivity"])
     with Predictor.from_run(run.root) as predictor:
         images = [read_image(p) for p in load_splits(config)["val"]["image_path"][:2]]
         rows = predictor.predict_arrays(images)

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from mammohybrid import __version__
 from mammohybrid.config import Config, TrainConfig, config_to_dict, load_config, save_config
-from mammohybrid.decision import select_threshold
+from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.models.compile import compile_hybrid
@@ -225,14 +225,16 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
     started = time.time()
     with training_runtime(config.train, config.seed) as runtime:
         if config.train.head == "logistic":
-            val_probabilities = _train_logistic_head(config, run, splits, state)
+            threshold = _train_logistic_head(config, run, splits, state)
         else:
             best = _train_keras_head(config, run, splits, runtime, state, callbacks or [])
     if config.train.head == "keras":
         with float32_policy():
             val_probabilities = predict_manifest(
                 with_test_time_augmentation(best, config.model.tta), splits["val"], config)
-    _finish(config, run, state, val_probabilities, splits, runtime, time.time() - started)
+        threshold = select_threshold(splits["val"]["label"].to_numpy(), val_probabilities,
+                                     config.evaluate)
+    _finish(config, run, state, threshold, splits, runtime, time.time() - started)
     return run
 
 
@@ -253,21 +255,24 @@ def _train_keras_head(config: Config, run: RunDir, splits: dict[str, pd.DataFram
 
 
 def _train_logistic_head(config: Config, run: RunDir, splits: dict[str, pd.DataFrame],
-                         state: TrainingState) -> np.ndarray:
-    """``train.head: logistic`` (:mod:`mammohybrid.training.linear_head`): one fit on cached
-    pooled features, recorded as the run's only epoch; ``model.keras`` and ``last.keras`` are
-    the same model. Returns the validation probabilities (the same as the saved model's)."""
+                         state: TrainingState) -> ThresholdChoice:
+    """``train.head: logistic`` (:mod:`mammohybrid.training.linear_head`): one fit on the cached
+    pooled features of the train and val rows, recorded as the run's only epoch;
+    ``model.keras`` and ``last.keras`` are the same model. Returns the threshold, chosen on the
+    inner out-of-fold probabilities."""
     start = time.perf_counter()
-    head, logs, val_probabilities = fit_logistic_head(config, splits)
-    console.print(f"logistic head: {head.choice.describe() if head.choice else ''}",
-                  highlight=False)
-    state.record(logs, time.perf_counter() - start)
-    state.extra.update(head.describe())
+    fitted = fit_logistic_head(config, splits)
+    choice = fitted.head.choice
+    console.print(f"logistic head on {len(fitted.labels) or 'the'} train + val rows: "
+                  f"{choice.describe() if choice else ''}", highlight=False)
+    state.record(fitted.logs, time.perf_counter() - start)
+    state.extra.update(fitted.head.describe())
     _write_history(run.history, state.history)
-    write_model_with_head(config.model, head, run.model)
+    write_model_with_head(config.model, fitted.head, run.model)
     with atomic_path(run.last_model) as tmp:
         shutil.copyfile(run.model, tmp)
-    return val_probabilities
+    return select_threshold(fitted.labels, fitted.out_of_fold, config.evaluate,
+                            split="train + val, inner out-of-fold")
 
 
 def _prepare(config: Config, run: RunDir, splits: dict[str, pd.DataFrame], runtime: Runtime,
@@ -329,16 +334,13 @@ def _train_epochs(config: Config, run: RunDir, plan: _Plan, tracked: _Tracked,
         tensorboard.close()
 
 
-def _finish(config: Config, run: RunDir, state: TrainingState, val_probabilities: np.ndarray,
+def _finish(config: Config, run: RunDir, state: TrainingState, threshold: ThresholdChoice,
             splits: dict[str, pd.DataFrame], runtime: Runtime, seconds: float) -> None:
-    """Curves (of a head trained in epochs), the threshold (chosen on the best model's
-    validation probabilities), run.json, then DONE."""
+    """Curves (of a head trained in epochs), the threshold, run.json, then DONE."""
     if config.train.head == "keras":
         plot_training_curves(pd.read_csv(run.history), run.curves, state.best_epoch,
                              title=" + ".join(config.model.backbones))
-    choice = select_threshold(splits["val"]["label"].to_numpy(), val_probabilities,
-                              config.evaluate)
-    atomic_write_json(run.threshold, choice.to_dict())
+    atomic_write_json(run.threshold, threshold.to_dict())
     atomic_write_json(run.info, {
         "package_version": __version__,
         "seed": config.seed,

@@ -97,15 +97,7 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
         raise ConfigError(f"--folds must be at least 2, got {folds}")
     if repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {repeats}")
-    # Pre-processed once (cached beside a raw manifest), shared by every fold and repeat.
-    manifest_path = ensure_preprocessed(run_manifest(config, manifest), config)
-    frame = usable_rows(read_manifest(manifest_path, require_split=False))
-    in_test = (frame["split"] == "test") if "split" in frame.columns else frame.index < 0
-    if include_test:
-        rows = f"all rows ({int(in_test.sum())} of the test split included)"
-    else:
-        frame = frame[~in_test].reset_index(drop=True)
-        rows = f"all rows but the test split ({int(in_test.sum())} left out)"
+    manifest_path, frame, rows = cv_rows(config, manifest, include_test)
     n_patients = frame["patient_id"].nunique()
     if n_patients < folds:
         raise ConfigError(f"{manifest_path}: {n_patients} patients cannot fill {folds} folds")
@@ -140,6 +132,20 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
             for path in files.values():
                 parent.log_artifact(path)
     return CVResult(out, summary, files)
+
+
+def cv_rows(config: Config, manifest: str | os.PathLike[str] | None = None,
+            include_test: bool = False) -> tuple[Path, pd.DataFrame, str]:
+    """The pre-processed manifest a cross-validation of ``config`` uses, its usable rows (the
+    test split left out unless ``include_test``) and a sentence saying which rows these are.
+    A raw manifest is pre-processed once (cached beside it), shared by every fold and repeat."""
+    manifest_path = ensure_preprocessed(run_manifest(config, manifest), config)
+    frame = usable_rows(read_manifest(manifest_path, require_split=False))
+    in_test = (frame["split"] == "test") if "split" in frame.columns else frame.index < 0
+    if include_test:
+        return manifest_path, frame, f"all rows ({int(in_test.sum())} of the test split included)"
+    return (manifest_path, frame[~in_test].reset_index(drop=True),
+            f"all rows but the test split ({int(in_test.sum())} left out)")
 
 
 @dataclass(frozen=True)
