@@ -399,3 +399,39 @@ def test_cv_keeps_tensorflows_chatter_off_the_terminal(toy, tmp_path):
     terminal = done.stdout + done.stderr
     for chatter in ("retracing", "oneDNN", "cpu_feature_guard", "absl", "WARNING:tensorflow"):
         assert chatter not in terminal
+
+
+def _cv_folder(folder: Path, strategy: str, probabilities: np.ndarray) -> Path:
+    """A finished cv output folder: a pre-processed manifest of 20 crops of 10 patients (one
+    strategy's copies of the same sources) and out-of-fold predictions over 2 repeats."""
+    sources = [f"/data/crop{i}.png" for i in range(20)]
+    labels = np.tile([0, 1], 10)
+    patients = [f"P{i // 2}" for i in range(20)]
+    folder.mkdir(parents=True)
+    manifest = folder / "manifest.csv"
+    images = [f"/cache/{strategy}/crop{i}.png" for i in range(20)]
+    pd.DataFrame({"image_path": images, "source_path": sources, "label": labels,
+                  "patient_id": patients, "status": "ok"}).to_csv(manifest, index=False)
+    pd.DataFrame({"image": images * 2, "patient": patients * 2, "label": np.tile(labels, 2),
+                  "probability": probabilities, "predicted": 0, "split": "test",
+                  "repeat": np.repeat([0, 1], 20), "fold": np.tile(np.arange(20) % 4, 2)}
+                 ).to_csv(folder / "oof_predictions.csv", index=False)
+    (folder / "cv_summary.json").write_text(json.dumps({"manifest": str(manifest)}))
+    return folder
+
+
+def test_compare_pairs_two_cross_validations_by_source_image(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 20)
+    good = _cv_folder(tmp_path / "good", "median", labels + rng.normal(0, 0.3, 40))
+    noise = _cv_folder(tmp_path / "noise", "none", rng.random(40))
+    output = _ok(runner.invoke(app, ["compare", str(good), str(noise), "--bootstrap", "500"]))
+    assert "paired difference: good - noise: +" in output
+    assert "above zero: the first is better" in output
+    same = _ok(runner.invoke(app, ["compare", str(noise), str(noise), "--bootstrap", "500"]))
+    assert "includes zero" in same
+    short = _cv_folder(tmp_path / "short", "wiener", rng.random(40))
+    oof = pd.read_csv(short / "oof_predictions.csv")
+    oof.iloc[:-1].to_csv(short / "oof_predictions.csv", index=False)  # one prediction missing
+    result = runner.invoke(app, ["compare", str(good), str(short)])
+    assert result.exit_code != 0 and "same predictions" in result.output

@@ -220,7 +220,10 @@ class ModelConfig(_Section):
         "imagenet", description="'imagenet', None/'none' (random), or a path to a weights file")
     trainable: str = Field("all", description="'all', 'none' or 'last:N' (last N layers of "
                                               "each backbone)")
-    augment: Literal["paper", "none"] = "paper"
+    augment: Literal["paper", "strong", "none"] = Field(
+        "paper", description="training augmentation: 'paper' (Table 2), 'strong' (any rotation, "
+                             "both flips, wider zoom and shifts: fine-tuning on few crops), "
+                             "'none'")
     tta: Literal["none", "dihedral"] = Field(
         "none", description="test-time augmentation: 'dihedral' averages the pooled features "
                             "over the 8 rotations/flips of each image at prediction")

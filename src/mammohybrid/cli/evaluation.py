@@ -1,5 +1,5 @@
-"""``mammohybrid evaluate``, ``grid``, ``cv``, ``select`` and ``features``: evaluation and
-experiments."""
+"""``mammohybrid evaluate``, ``grid``, ``cv``, ``select``, ``compare`` and ``features``:
+evaluation and experiments."""
 
 from __future__ import annotations
 
@@ -208,6 +208,37 @@ def select(
     result = run_select(spec, out, settings)
     typer.echo(result.files["summary_md"].read_text(encoding="utf-8"))
     typer.echo(f"summary: {result.files['summary']}")
+
+
+@app.command()
+def compare(
+    first: Annotated[Path, typer.Argument(help="A finished cv output folder.")],
+    second: Annotated[Path, typer.Argument(help="Another, on the same manifest and folds.")],
+    samples: Annotated[int, typer.Option("--bootstrap", min=100,
+                                         help="Patient resamples.")] = 2000,
+) -> None:
+    """Compare two cross-validations on the same folds: the paired difference of their pooled
+    out-of-fold AUCs, with a patient-bootstrap interval of the difference (the same resampled
+    patients for both).
+
+    Rule: prefer the simpler of the two unless the interval of the difference lies above zero.
+    """
+    from mammohybrid.evaluation.paired import paired_auc_difference
+    from mammohybrid.workflows.cv import source_predictions
+
+    try:
+        paired = paired_auc_difference(source_predictions(first), source_predictions(second),
+                                       (first.name, second.name), samples)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(f"pooled out-of-fold AUC: {first.name} {paired.auc_a:.3f}, {second.name} "
+               f"{paired.auc_b:.3f} ({paired.patients} patients)")
+    typer.echo(f"paired difference: {paired.describe()} ({paired.level:.0%} patient-bootstrap "
+               f"interval, {paired.resamples} resamples shared by both)")
+    verdict = ("above zero: the first is better on these folds" if paired.low > 0 else
+               "below zero: the second is better on these folds" if paired.high < 0 else
+               "includes zero: no difference shown; prefer the simpler")
+    typer.echo(f"the interval {verdict}")
 
 
 @app.command()

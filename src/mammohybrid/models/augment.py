@@ -51,10 +51,15 @@ class AugmentationPolicy:
 
 JIT_SAFE_BACKENDS = {"jax"}
 
-# The upper end of each of Table 2's ranges (the zoom range is already a (lower, upper) pair).
 POLICIES: dict[str, AugmentationPolicy | None] = {
+    # The upper end of each of Table 2's ranges (the zoom range is already a (lower, upper)
+    # pair).
     "paper": AugmentationPolicy(rotation=0.15, width=0.15, height=0.15, zoom=(-0.1, 0.01),
                                 translation=0.1),
+    # For fine-tuning on a few dozen real crops: a lesion has no orientation (any rotation,
+    # both flips), and its crop's framing and scale vary from reader to reader.
+    "strong": AugmentationPolicy(rotation=0.5, width=0.2, height=0.2, zoom=(-0.2, 0.2),
+                                 translation=0.15, flip="horizontal_and_vertical"),
     "none": None,
 }
 

@@ -36,11 +36,22 @@ def test_paper_policy_maps_table_2_onto_keras_arguments() -> None:
     assert block.name == "augment"
 
 
+def test_strong_policy_turns_any_way_and_flips_both_axes() -> None:
+    by_name = {layer.name: layer for layer in build_augmentation("strong").layers}
+    assert by_name["rotation"].factor == (-0.5, 0.5)  # half a turn either way: any angle
+    assert by_name["flip"].mode == "horizontal_and_vertical"
+    assert (by_name["zoom"].height_lower, by_name["zoom"].height_upper) == (-0.2, 0.2)
+    image = _image()
+    turned = keras.ops.convert_to_numpy(build_augmentation("strong", seed=1)(image,
+                                                                            training=True))
+    assert turned.shape == image.shape and not np.allclose(turned, image)
+
+
 def test_none_policy_builds_nothing_and_unknown_policy_fails() -> None:
     assert build_augmentation("none") is None
-    with pytest.raises(ConfigError, match="unknown policy 'strong'"):
-        build_augmentation("strong")
-    assert set(POLICIES) == {"paper", "none"}
+    with pytest.raises(ConfigError, match="unknown policy 'wild'"):
+        build_augmentation("wild")
+    assert set(POLICIES) == {"paper", "strong", "none"}
 
 
 def test_block_is_parameter_free_and_identity_at_inference() -> None:

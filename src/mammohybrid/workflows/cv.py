@@ -211,6 +211,22 @@ def _fold_evaluation(folder: Path, run: RunDir,
     return predictions, metrics
 
 
+def source_predictions(cv_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """A finished cross-validation's out-of-fold predictions with ``image`` naming the source
+    image (not its pre-processed copy), so that cross-validations of other pre-processings of
+    the same manifest can be paired row by row."""
+    folder = Path(cv_dir)
+    summary_path = folder / "cv_summary.json"
+    if not summary_path.is_file():
+        raise ConfigError(f"{folder}: not a finished cross-validation (no cv_summary.json)")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    oof = pd.read_csv(folder / "oof_predictions.csv", dtype={"patient": str})
+    frame = read_manifest(summary["manifest"], require_split=False)
+    source = frame["source_path"] if "source_path" in frame.columns else frame["image_path"]
+    sources = dict(zip(frame["image_path"].astype(str), source.astype(str), strict=True))
+    return oof.assign(image=oof["image"].astype(str).map(sources))
+
+
 # How far the saved model.keras may be from the cached-feature path: float32 round-off.
 CACHED_FEATURES_TOLERANCE = 1e-5
 CHECKED_IMAGES = 4

@@ -52,7 +52,14 @@ from mammohybrid.evaluation.paired import (
 )
 from mammohybrid.fileio import atomic_open, atomic_write_json, atomic_write_text
 from mammohybrid.progress import console
-from mammohybrid.workflows.cv import FoldTask, cv_rows, fold_manifests, run_cv, run_fold
+from mammohybrid.workflows.cv import (
+    FoldTask,
+    cv_rows,
+    fold_manifests,
+    run_cv,
+    run_fold,
+    source_predictions,
+)
 from mammohybrid.workflows.grid.spec import GridCell, GridSpec
 
 RULES = ("one-se", "best")
@@ -217,10 +224,7 @@ def run_select(spec: GridSpec, out_dir: str | os.PathLike[str],
         result = run_cv(cell.config, out / "candidates" / cell.name, settings.folds,
                         settings.repeats, manifest=manifest_path,
                         include_test=settings.include_test)
-        oof = pd.read_csv(result.files["oof_predictions"], dtype={"patient": str})
-        sources = dict(zip(frames[cell.name]["image_path"].astype(str),
-                           frames[cell.name]["source"], strict=True))
-        plain[cell.name] = oof.assign(image=oof["image"].astype(str).map(sources))
+        plain[cell.name] = source_predictions(result.out_dir)
 
     first = spec.cells[0].config
     nested, fold_rows = [], []
