@@ -62,7 +62,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from mammohybrid.config import Config, load_config, with_overrides  # noqa: E402
+from mammohybrid.config import Config, load_config, save_config, with_overrides  # noqa: E402
 from mammohybrid.data.ingest import run_ingest  # noqa: E402
 from mammohybrid.data.manifest import read_manifest, usable_rows  # noqa: E402
 from mammohybrid.evaluation.paired import (  # noqa: E402
@@ -179,23 +179,34 @@ if __name__ == "__main__":
 """ % {"cache": CACHE_FOLDER}
 
 
-def cv_cost(manifest: Path, out: Path, folds: int, repeats: int, rounds: int) -> None:
-    """One feature pass and one whole cv of the recommended preset, each in a fresh process,
-    alternating; medians and their ratio."""
+def cv_cost(name: str, config: Path | str, manifest: Path, out: Path, folds: int,
+            repeats: int, rounds: int) -> None:
+    """One feature pass and one whole cv of ``config`` (a preset or file), each in a fresh
+    process, alternating; medians and their ratio."""
     seconds: dict[str, list[float]] = {"features": [], "cv": []}
     for round_ in range(rounds):
         for what in (("features", "cv") if round_ % 2 == 0 else ("cv", "features")):
             result = subprocess.run(
-                [sys.executable, "-c", TIMED, what, RECOMMENDED, str(manifest),
+                [sys.executable, "-c", TIMED, what, str(config), str(manifest),
                  str(out / "cv-timing"), str(folds), str(repeats)],
                 capture_output=True, text=True, check=True)
             seconds[what].append(json.loads(result.stdout.strip().splitlines()[-1])[what])
-            print(f"timing round {round_ + 1}: {what} {seconds[what][-1]:.1f} s", flush=True)
+            print(f"timing {name}, round {round_ + 1}: {what} {seconds[what][-1]:.1f} s",
+                  flush=True)
     shutil.rmtree(out / "cv-timing", ignore_errors=True)
     features, cv = (statistics.median(seconds[k]) for k in ("features", "cv"))
-    print(f"cv cost: one feature pass {features:.1f} s, cv {folds} x {repeats} {cv:.1f} s "
-          f"(features not cached, images pre-processed; medians of {rounds}): "
+    print(f"cv cost of {name}: one feature pass {features:.1f} s, cv {folds} x {repeats} "
+          f"{cv:.1f} s (features not cached, images pre-processed; medians of {rounds}): "
           f"{cv / features:.2f}x a feature pass")
+
+
+def timed_configs(out: Path) -> dict[str, Path | str]:
+    """What ``--timing`` measures: the recommended preset, and the candidate whose features
+    cost most (the last of the grid: two backbones, eight views each)."""
+    last = load_grid(CANDIDATES).cells[-1]
+    path = out / f"timing-{last.name}.yaml"
+    save_config(last.config, path)
+    return {f"preset {RECOMMENDED}": RECOMMENDED, f"candidate {last.name}": path}
 
 
 # --------------------------------------------------------------------------- main
@@ -209,13 +220,13 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS),
-                        help=f"subset of {', '.join(ROWS)}")
+                        help=f"subset of {', '.join(ROWS)} (empty: only --timing)")
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--timing", action="store_true",
                         help="also time a cv of the recommended preset against a feature pass")
     parser.add_argument("--timing-rounds", type=int, default=2)
     args = parser.parse_args()
-    rows = [row for row in args.rows.split(",") if row]
+    rows = [row for row in args.rows.split(",") if row]  # none: --timing alone
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
         parser.error(f"unknown row(s) {', '.join(unknown)}")
@@ -277,7 +288,9 @@ def main() -> int:
               + ", ".join(f"{k} {v}" for k, v in select_summary["winners"].items())
               + f"; chosen on all rows: {select_summary['chosen_on_all_rows']['candidate']}")
     if args.timing:
-        cv_cost(manifest, args.out, args.folds, args.repeats, args.timing_rounds)
+        for name, config in timed_configs(args.out).items():
+            cv_cost(name, config, manifest, args.out, args.folds, args.repeats,
+                    args.timing_rounds)
     if {"baseline", "paper-chain", "recommended"} <= set(predictions):
         recommended = paired["recommended"]
         print(f"real recommended_auc={recommended.auc_a:.3f} "

@@ -51,6 +51,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from mammohybrid import __version__
 from mammohybrid.config import Config, ModelConfig
@@ -184,9 +185,16 @@ def _fit_path(features: np.ndarray, labels: np.ndarray, strengths: list[float],
     same optimum as in the feature space, at the cost of an n-dimensional problem.
     """
     features = np.asarray(features, np.float64)
-    scaler = StandardScaler().fit(features)
-    u, s, vt = np.linalg.svd(scaler.transform(features), full_matrices=False)
-    span = u * s
+    # One BLAS thread: these matrices are small, and BLAS threads waiting for a core another
+    # process holds slow every fit down on a busy machine.
+    with threadpool_limits(limits=1):
+        scaler = StandardScaler().fit(features)
+        u, s, vt = np.linalg.svd(scaler.transform(features), full_matrices=False)
+        return _fit_span(u * s, vt, scaler, labels, strengths, class_weight)
+
+
+def _fit_span(span: np.ndarray, vt: np.ndarray, scaler: StandardScaler, labels: np.ndarray,
+              strengths: list[float], class_weight: str) -> dict[float, tuple[np.ndarray, float]]:
     fitted = {}
     for c in strengths:
         # A tight tolerance: the n-dimensional problem converges in a few milliseconds.

@@ -270,7 +270,11 @@ def _train_logistic_head(config: Config, run: RunDir, splits: dict[str, pd.DataF
     _write_history(run.history, state.history)
     write_model_with_head(config.model, fitted.head, run.model)
     with atomic_path(run.last_model) as tmp:
-        shutil.copyfile(run.model, tmp)
+        try:  # the same bytes: a second name for the file, not a second copy of it
+            tmp.unlink()
+            os.link(run.model, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(run.model, tmp)
     return select_threshold(fitted.labels, fitted.out_of_fold, config.evaluate,
                             split="train + val, inner out-of-fold")
 

@@ -111,3 +111,12 @@ def test_candidates_must_share_the_folds(toy_dataset, tmp_path):
     spec = load_grid(_candidates(tmp_path, manifest, ", data.split_seed: 7"))
     with pytest.raises(ConfigError, match="differ in their data section"):
         run_select(spec, tmp_path / "select", SelectSettings(folds=3, inner_folds=3))
+
+
+def test_the_recommended_preset_is_one_of_the_declared_candidates():
+    """The real-lesions preset is what `select real-lesions` recommends: one of its candidates,
+    unchanged (a preset edited by hand would no longer be what was selected)."""
+    from mammohybrid.config import load_config
+
+    preset = load_config("real-lesions")
+    assert any(cell.config == preset for cell in load_grid("real-lesions").cells)
