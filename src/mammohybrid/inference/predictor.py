@@ -42,14 +42,29 @@ if TYPE_CHECKING:
     import keras
 
 CLASS_NAMES = {0: "benign", 1: "malignant"}
+# What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ["path", "probability", "label", "prediction", "threshold", "kept_fraction",
            "roi_empty", "warnings", "error"]
 
 
 def predictions_csv(frame: pd.DataFrame) -> str:
     """The text of a predictions CSV (``mammohybrid predict --out`` and the web page's
-    download, so that the two are identical)."""
-    return frame.to_csv(index=False)
+    download, so that the two are identical).
+
+    A text cell that a spreadsheet would take for a formula (a file named ``=HYPERLINK(...)``,
+    and the error naming it) is written behind a single quote, as OWASP advises against CSV
+    injection: opened in a spreadsheet it shows as the text it is.
+    """
+    text = frame.select_dtypes(include=["object", "string"]).columns
+    return frame.assign(**{column: frame[column].map(_not_a_formula) for column in text}) \
+        .to_csv(index=False)
+
+
+def _not_a_formula(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
