@@ -479,6 +479,21 @@ def test_not_a_run_is_one_line(tmp_path, capsys) -> None:
     assert "not a run directory (no config.yaml)" in error and "Traceback" not in error
 
 
+@pytest.mark.parametrize(("content", "problem"), [("[" * 100_000 + "]" * 100_000,
+                                                   "nested too deeply"),
+                                                  ("[1, 2]", "'list' object has no attribute")])
+def test_a_bad_metrics_file_is_one_line_naming_it(run_dir, tmp_path, capsys, content: str,
+                                                  problem: str) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(run_dir), "--port", str(free_port()), "--metrics", str(metrics)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {metrics}: not a metrics.json written by evaluate (")
+    assert problem in error and "Traceback" not in error
+
+
 def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
