@@ -14,8 +14,10 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,13 +27,39 @@ from mammohybrid.errors import DiskFullError, OutputConflictError
 _FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
+# What a path is when it is no regular file, by the file type bits of its mode.
+_FILE_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe (FIFO)",
+               stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket"}
+
+
+def not_a_regular_file(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read or replaced as a file: ``no such file`` (a broken symbolic
+    link included), ``a named pipe (FIFO), not a regular file`` and the like, or the system's
+    reason it cannot be looked at; None for a regular file (links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file (a broken symbolic link)" if os.path.islink(path) else "no such file"
+    except OSError as error:
+        return f"cannot be looked at ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    return f"{_FILE_KINDS.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the same directory so that ``os.replace`` is an atomic rename.
+    A ``path`` that exists as something else than a regular file (a folder, ``/dev/full``, a
+    named pipe) is refused with :class:`OutputConflictError`: the rename would replace it.
     """
     target = Path(path)
+    problem = not_a_regular_file(target) if target.exists() else None
+    if problem is not None:
+        raise OutputConflictError(f"output {target} is {problem}: choose a file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix,
                                     dir=target.parent)
@@ -130,18 +158,35 @@ def stop_on_full_disk(folder: str | os.PathLike[str]) -> Iterator[None]:
                             "kept)") from None
 
 
+@dataclass(frozen=True)
+class InputTree:
+    """A folder a command reads files from, at any depth: those ``reads`` accepts (given a
+    path inside ``folder``, which need not exist yet). :func:`refuse_overwriting_inputs`
+    counts every such file as an input without listing the tree."""
+
+    folder: Path
+    reads: Callable[[Path], bool]
+
+
 def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
-                              inputs: Iterable[str | os.PathLike[str]]) -> None:
+                              inputs: Iterable[str | os.PathLike[str] | InputTree]) -> None:
     """Raise :class:`OutputConflictError` before any work if an output file or folder is one of
-    the inputs or (a folder) holds one: a command never writes over what it reads."""
-    resolved_inputs = [Path(p).resolve() for p in inputs]
-    for output in outputs:
-        target = Path(output).resolve()
-        for source in resolved_inputs:
+    the inputs, holds one (a folder), or is a file the command reads in an input tree (an
+    output named like the tree's images, inside it): a command never writes over what it
+    reads. Paths are compared with symbolic links resolved."""
+    targets = [(output, Path(output).resolve()) for output in outputs]
+    for item in inputs:
+        tree = item if isinstance(item, InputTree) else None
+        source = Path(tree.folder if tree else item).resolve()
+        for output, target in targets:
             if source == target or target in source.parents:
                 what = "is" if source == target else "holds"
-                raise OutputConflictError(f"output {output} {what} the input {source}: choose "
+                kind = "input folder" if tree else "input"
+                raise OutputConflictError(f"output {output} {what} the {kind} {source}: choose "
                                           "another output")
+            if tree and source in target.parents and tree.reads(target):
+                raise OutputConflictError(f"output {output} is a file the command reads in its "
+                                          f"input folder {source}: choose another output")
 
 
 @contextlib.contextmanager

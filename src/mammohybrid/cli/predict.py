@@ -57,14 +57,14 @@ def predict(
     """
     from mammohybrid.config import save_config, with_overrides
     from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
-    from mammohybrid.inference import Predictor, parse_strategies, predictions_csv
+    from mammohybrid.inference import Predictor, inputs_read, parse_strategies, predictions_csv
     from mammohybrid.run_dir import RunDir
 
     strategies = parse_strategies(filters)
     config_out = out.with_name(out.stem + ".config.yaml")
     run = RunDir.at(run_dir)
     refuse_overwriting_inputs([out, config_out, *([gradcam] if gradcam else [])],
-                              [run.config, run.model, run.threshold, *inputs])
+                              [run.config, run.model, run.threshold, *inputs_read(inputs)])
     started = time.perf_counter()
     with Predictor.from_run(run_dir, strategies) as predictor:
         limits = limit_overrides(max_pixels, max_file_mb)

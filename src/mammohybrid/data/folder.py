@@ -40,6 +40,7 @@ from mammohybrid.data.ingest import (
     safe_join,
 )
 from mammohybrid.errors import DatasetError, ImageReadError
+from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, read_image
 from mammohybrid.progress import track
 
@@ -59,8 +60,22 @@ CSV_ALIASES = {
 REQUIRED = ("image_path", "label", "patient_id")
 
 
+def _reads(root: Path, **_: object) -> list[Path | InputTree]:
+    """The images under ``root``, or a CSV and the images in its folder (its rows name them;
+    one with another suffix is refused once the rows are read)."""
+    if root.is_file():
+        return [root, InputTree(root.parent, _is_image_name)]
+    return [InputTree(root, _is_image_name)]
+
+
+def _is_image_name(path: Path) -> bool:
+    """The files the class folders contribute: not hidden, an image suffix."""
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 @register_source("folder", "class folders (ROOT/benign, ROOT/malignant, optionally under "
-                           "ROOT/<split>/) or a CSV with path, label and patient columns")
+                           "ROOT/<split>/) or a CSV with path, label and patient columns",
+                 reads=_reads)
 def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None,
                   follow_links: bool = False) -> IngestResult:
     """A folder layout or a user CSV (see the module doc) -> manifest rows. An image that is a
@@ -75,14 +90,13 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
         where = {"source": entry.pop("source"), "row": entry.pop("row")}
         try:
             path = safe_join(entry.pop("root"), entry.pop("path"), follow_links)
-            if not path.is_file():
-                raise RowProblem(MISSING_FILE, f"{path}: no such file", path)
             image = read_image(path)
         except RowProblem as problem:
             result.error(problem.kind, problem.message, path=problem.path, **where)
             continue
         except ImageReadError as error:
-            result.error(UNREADABLE_IMAGE, str(error), path=path, **where)
+            kind = UNREADABLE_IMAGE if path.exists() else MISSING_FILE
+            result.error(kind, str(error), path=path, **where)
             continue
         label = result.label_for(entry["pathology"], config, path=path, **where)
         if label is None:
@@ -118,7 +132,7 @@ def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, ob
             for file in sorted(class_dir.rglob("*")):
                 if not file.is_file() or file.name.startswith("."):
                     continue
-                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                if not _is_image_name(file):
                     result.count("skipped: files that are not images")
                     continue
                 image_id = file.relative_to(root).with_suffix("").as_posix()

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.errors import ManifestError
-from mammohybrid.fileio import atomic_open
+from mammohybrid.fileio import atomic_open, not_a_regular_file
 
 REQUIRED_COLUMNS = ["image_path", "label", "patient_id", "split"]
 STANDARD_COLUMNS = ["image_path", "label", "pathology", "patient_id", "lesion_id", "split",
@@ -42,8 +42,7 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     with ``data_root``, every image inside it once symbolic links are resolved.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
+    require_manifest_file(path)
     try:
         # index_col=False: a row with one field too many must not turn a column into the
         # index; pandas then warns that it drops the extra field, which is refused here.
@@ -88,6 +87,17 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
         _refuse_rows(path, ~inside, frame["image_path"],
                      f"image outside the data root {root} (symbolic links resolved)")
     return frame
+
+
+def require_manifest_file(path: Path) -> None:
+    """Raise :class:`ManifestError` unless ``path`` is a regular file (a named pipe or a
+    device is said to be one, not "not found")."""
+    problem = not_a_regular_file(path)
+    if problem is None:
+        return
+    if problem.startswith("no such file"):
+        raise ManifestError(f"{path}: manifest not found")
+    raise ManifestError(f"{path}: cannot be read as a manifest: it is {problem}")
 
 
 def _refuse_rows(path: Path, bad: pd.Series | bool, values: pd.Series, problem: str) -> None:

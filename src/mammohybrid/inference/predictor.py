@@ -30,6 +30,7 @@ import pandas as pd
 from mammohybrid.config import Config, save_config
 from mammohybrid.decision import ThresholdChoice, predict_labels
 from mammohybrid.errors import ConfigError
+from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
 from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
@@ -91,6 +92,20 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, s
         else:
             entries.setdefault(str(path), f"{path}: no such file or folder")
     return list(entries.items())
+
+
+def inputs_read(inputs: Iterable[str | os.PathLike[str]]) -> list[Path | InputTree]:
+    """What :func:`expand_inputs` reads from ``inputs``, for
+    :func:`~mammohybrid.fileio.refuse_overwriting_inputs`: a file as given, a folder as the
+    tree of the image files it takes from it."""
+    read: list[Path | InputTree] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            root = item.resolve()
+            read.append(InputTree(item, lambda path, root=root: _is_image_file(path, root)))
+        else:
+            read.append(item)
+    return read
 
 
 def _is_image_file(path: Path, root: Path) -> bool:
