@@ -47,7 +47,7 @@ def test_ingest_exits_3_when_rows_were_rejected(tmp_path: Path) -> None:
     errors = pd.read_csv(tmp_path / "m.errors.csv")
     assert sorted(errors["kind"]) == ["duplicate_row", "missing_file"]
     duplicate = errors[errors["kind"] == "duplicate_row"]["message"].iloc[0]
-    assert "also on row 1" in duplicate and "first kept" not in duplicate
+    assert "the same file as img0.png on row 1" in duplicate and "first kept" not in duplicate
 
 
 def test_a_blank_split_cell_is_unassigned_not_an_error(tmp_path: Path) -> None:

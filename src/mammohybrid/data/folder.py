@@ -23,6 +23,7 @@ into one patient, or into one that crosses splits. ``lesion_id`` is that path to
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -86,10 +87,19 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
     else:
         entries = _entries_from_folders(root, result)
     rows = []
+    # Each file once, however its path is written (./0.png and 0.png, a link to it): a second
+    # mention with another label or split would put one image in two places.
+    first_seen: dict[str, str] = {}
     for entry in track(entries, "checking images"):
         where = {"source": entry.pop("source"), "row": entry.pop("row")}
+        written = str(entry.pop("path"))
         try:
-            path = safe_join(entry.pop("root"), entry.pop("path"), follow_links)
+            path = safe_join(entry.pop("root"), written, follow_links)
+            first = first_seen.setdefault(os.path.realpath(path), _mention(written, where))
+            if first != _mention(written, where):
+                # Said this way because the first row may itself be rejected later.
+                raise RowProblem(DUPLICATE_ROW, f"duplicate path {written} (the same file as "
+                                 f"{first}; only that one is considered)", written)
             image = read_image(path)
         except RowProblem as problem:
             result.error(problem.kind, problem.message, path=problem.path, **where)
@@ -106,6 +116,11 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
     result.count("images ingested", len(rows))
     result.frame = pd.DataFrame.from_records(rows)
     return result
+
+
+def _mention(path: str, where: dict[str, object]) -> str:
+    """How an entry names its file, for a duplicate's message: the path, and its CSV row."""
+    return f"{path} on row {where['row']}" if where["row"] is not None else path
 
 
 def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, object]]:
@@ -170,7 +185,6 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
     if missing:
         raise DatasetError(f"{path}: missing column(s) {'; '.join(missing)}")
     entries = []
-    first_row: dict[str, int] = {}
     for number, row in enumerate(table.to_dict("records"), start=1):
         where = {"source": path, "row": number}
         values = {name: str(row[column]).strip() for name, column in columns.items()}
@@ -178,13 +192,6 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
         if empty:
             result.error(MISSING_VALUE, f"empty value(s) in {', '.join(empty)}", **where)
             continue
-        if values["image_path"] in first_row:
-            # Said this way because the first row may itself be rejected later.
-            result.error(DUPLICATE_ROW, f"duplicate path {values['image_path']} (also on row "
-                         f"{first_row[values['image_path']]}; only that row is considered)",
-                         path=values["image_path"], **where)
-            continue
-        first_row[values["image_path"]] = number
         entry: dict[str, object] = {"root": path.parent, "path": values["image_path"], **where,
                                     "pathology": values["label"],
                                     "patient_id": values["patient_id"],

@@ -38,7 +38,8 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     The one validation every command that reads a manifest goes through; a
     :class:`ManifestError` names the file and the rows at fault: required columns, labels 0/1
     (an empty cell included), split values, patient ids, an ``image_path`` on every row that
-    pre-processing did not mark failed, no image listed twice, no patient in two splits, and,
+    pre-processing did not mark failed, no patient in two splits, no image listed twice (paths
+    compared once absolute and normal: ``./0.png`` is ``0.png``), and,
     with ``data_root``, every image inside it once symbolic links are resolved.
     """
     path = Path(path)
@@ -69,17 +70,20 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     failed = (frame["status"].astype(str) == "error") if "status" in frame.columns else False
     _refuse_rows(path, frame["image_path"].isna() & ~failed, frame["image_path"],
                  "no image_path")
-    listed = frame["image_path"].notna()
-    _refuse_rows(path, listed & frame["image_path"].duplicated(keep=False), frame["image_path"],
-                 "the same image_path on more than one row")
     if "split" in frame.columns:
         check_no_patient_leak(frame, str(path))
     base = path.resolve().parent
+    written = frame["image_path"].copy()
     for column in PATH_COLUMNS:
         if column in frame.columns:
             _refuse_rows(path, frame[column].str.contains("\0", regex=False, na=False),
                          frame[column], f"a NUL character in {column}")
             frame[column] = frame[column].map(lambda p: _absolute(p, base))
+    # Compared once made absolute and normal: ./0.png and 0.png are one image.
+    listed = frame["image_path"].notna()
+    normal = frame["image_path"].where(~listed, frame["image_path"][listed].map(os.path.normpath))
+    _refuse_rows(path, listed & normal.duplicated(keep=False), written,
+                 "the same image_path on more than one row")
     if data_root is not None:
         root = Path(data_root).resolve()
         inside = frame["image_path"].map(
