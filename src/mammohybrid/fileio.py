@@ -23,8 +23,9 @@ from typing import IO, Any
 
 from mammohybrid.errors import DiskFullError, OutputConflictError
 
-# errno values that mean "the output's file system cannot take more".
-_FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# errno values that mean "the output's file system cannot take more", and how to say so.
+_FULL_DISK = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "over the disk quota",
+              errno.EFBIG: "file too large for the file system"}
 
 
 # What a path is when it is no regular file, by the file type bits of its mode.
@@ -145,17 +146,19 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def stop_on_full_disk(folder: str | os.PathLike[str]) -> Iterator[None]:
+def stop_on_full_disk(folder: str | os.PathLike[str],
+                      then: str = "run the command again (finished files are kept)"
+                      ) -> Iterator[None]:
     """Turn a full-disk :class:`OSError` raised in the block into one :class:`DiskFullError`
-    naming ``folder``; finished files stay (the next run resumes from them)."""
+    naming ``folder`` (absolute) and what filled up, and saying to free some space and
+    ``then``: by default, that the next run resumes from the finished files."""
     try:
         yield
     except OSError as error:
         if not is_disk_full(error):
             raise
-        raise DiskFullError(f"{folder}: no space left on device ({error.strerror or error}); "
-                            "free some space and run the command again (finished files are "
-                            "kept)") from None
+        raise DiskFullError(f"{Path(folder).absolute()}: {_FULL_DISK[error.errno]}; free some "
+                            f"space and {then}") from None
 
 
 @dataclass(frozen=True)
@@ -190,18 +193,40 @@ def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
 
 
 @contextlib.contextmanager
-def output_lock(folder: str | os.PathLike[str], name: str = ".lock") -> Iterator[None]:
+def output_lock(folder: str | os.PathLike[str], name: str = ".lock",
+                output: str | os.PathLike[str] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` for the block; a second writer is refused at once
-    with :class:`OutputConflictError` (the lock ends with its process, even after ``kill -9``)."""
+    with :class:`OutputConflictError` naming ``output`` (default: the folder) as an absolute
+    path and the process holding it (the lock ends with its process, even after ``kill -9``).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / name, "a+b") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputConflictError(f"{folder} is in use by another mammohybrid process; "
-                                      "wait for it to finish or choose another output") from None
+            holder = _lock_holder(folder / name)
+            raise OutputConflictError(f"{Path(output or folder).absolute()} is in use by another "
+                                      f"mammohybrid process{holder}; wait for it to finish or "
+                                      "choose another output") from None
+        # The holder's process id, for the message a second writer gets.
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n".encode())
+        handle.flush()
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _lock_holder(lock: Path) -> str:
+    """`` (pid N: its command line)`` of the process a lock file names, or ``""``."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(lock.read_text(encoding="ascii").strip())
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            shown = command.decode(errors="replace").strip()
+            if shown:
+                return f" (pid {pid}: {shown[:200]})"
+        return f" (pid {pid})"
+    return ""

@@ -72,7 +72,7 @@ def predict(
             predictor.config = with_overrides(predictor.config, limits)
         frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
                                         gradcam_dir=gradcam)
-    with stop_on_full_disk(out.parent):
+    with stop_on_full_disk(out.parent, f"run predict again ({out} was not written)"):
         with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
             handle.write(predictions_csv(frame))
         save_config(predictor.config, config_out)

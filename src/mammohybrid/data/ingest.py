@@ -290,8 +290,11 @@ def run_ingest(source: str, root: str | os.PathLike[str], out: str | os.PathLike
     if not root.exists():
         raise DatasetError(f"{root}: no such file or folder")
     refuse_overwriting_inputs(outputs.files(), [root, *get_source(source).reads(root, **options)])
-    with output_lock(outputs.manifest.parent, f".{outputs.manifest.name}.lock"), \
-            stop_on_full_disk(outputs.manifest.parent):
+    with output_lock(outputs.manifest.parent, f".{outputs.manifest.name}.lock",
+                     outputs.manifest), \
+            stop_on_full_disk(outputs.manifest.parent,
+                              f"run ingest again ({outputs.manifest} is written last: it was "
+                              "not written)"):
         return _ingest_locked(source, root, outputs, config, **options)
 
 
