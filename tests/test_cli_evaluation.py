@@ -401,14 +401,12 @@ def test_cv_keeps_tensorflows_chatter_off_the_terminal(toy, tmp_path):
 
 @pytest.mark.parametrize("command", ["cv", "grid"])
 def test_a_ray_address_nobody_answers_at_is_one_line_at_once(tmp_path, capsys, monkeypatch,
-                                                             command):
+                                                             closed_port, command):
     """Ray would retry it for over 400 s, deaf to Ctrl-C: the command stops at once."""
     ray = pytest.importorskip("ray")
     from mammohybrid.cli import main
-    from mammohybrid.workflows.reachable_test import closed_port
-
     monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("ray.init was called"))
-    address = f"127.0.0.1:{closed_port()}"
+    address = f"127.0.0.1:{closed_port}"
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({"name": "g", "base": "cpu-quick",
                                          "manifest": str(tmp_path / "m.csv"),

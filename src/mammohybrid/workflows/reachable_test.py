@@ -14,17 +14,10 @@ def test_addresses_and_their_ports(address, where):
     assert split_address(address) == where
 
 
-def closed_port() -> int:
-    """A port of 127.0.0.1 nothing listens on (just freed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_a_listening_port_is_reachable_and_a_closed_one_refused():
+def test_a_listening_port_is_reachable_and_a_closed_one_refused(closed_port):
     with socket.create_server(("127.0.0.1", 0)) as server:
         assert unreachable("127.0.0.1", server.getsockname()[1]) is None
-    assert unreachable("127.0.0.1", closed_port()) == "connection refused"
+    assert unreachable("127.0.0.1", closed_port) == "connection refused"
 
 
 def test_an_unknown_host_and_a_silent_one_are_said_so(monkeypatch):
