@@ -627,6 +627,18 @@ def test_the_printed_address_sets_the_token_cookie(predictor, run_dir) -> None:
         assert browser.get("/api/run", headers={"Host": "evil.example"}).status_code == 403
 
 
+def test_a_chosen_token_of_any_characters_survives_the_address_and_the_cookie(predictor,
+                                                                          run_dir) -> None:
+    token = 'a b;c"d=&e'
+    access = AccessPolicy.for_server("127.0.0.1", token=token)
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS, access=access),
+                                       base_url=ORIGIN) as browser:
+        assert browser.get(access.address("127.0.0.1", 8000)).text == page_html()
+        assert browser.get("/api/run").status_code == 200
+        browser.cookies.clear()
+        assert browser.get("/api/run").status_code == 403
+
+
 @pytest.mark.parametrize("host", ["localhost:8000", "[::1]:8000", "127.0.0.1", "LOCALHOST"])
 def test_this_machines_names_are_answered(client, host: str) -> None:
     assert client.get("/api/run", headers={"Host": host}).status_code == 200

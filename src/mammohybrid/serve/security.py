@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
 Scope = MutableMapping[str, Any]
@@ -154,7 +155,8 @@ class AccessGuard:
         in_address = _address_token(scope)
         if in_address is not None:
             return in_address
-        return _cookies(headers).get(self.policy.cookie_name(_port(scope)))
+        cookies = cookie_parser(headers.get("cookie", ""))
+        return cookies.get(self.policy.cookie_name(_port(scope)))
 
     async def _token_to_cookie(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The page loaded with a right ``?token=``: keep it as a cookie, drop it from the
@@ -176,15 +178,6 @@ def _address_token(scope: Scope) -> str | None:
 def _port(scope: Scope) -> int:
     server = scope.get("server") or ("", _DEFAULT_PORTS.get(scope["scheme"], 80))
     return int(server[1] or 0)
-
-
-def _cookies(headers: Headers) -> dict[str, str]:
-    found = {}
-    for header in headers.getlist("cookie"):
-        for pair in header.split(";"):
-            name, _, value = pair.strip().partition("=")
-            found[name] = value
-    return found
 
 
 def _origin_key(url: str) -> tuple[str, str, int] | None:
