@@ -258,13 +258,12 @@ class IngestOutputs:
 
 def ingest(source: str, root: str | os.PathLike[str], config: Config, *,
            out_dir: str | os.PathLike[str], **options: Any) -> IngestResult:
-    """Run a registered source and split its rows by patient (nothing is written except what
-    the source itself must write, e.g. mini-MIAS crops under ``out_dir``)."""
+    """Run a registered source on ``root`` (which exists: :func:`run_ingest` checks) and split
+    its rows by patient (nothing is written except what the source itself must write, e.g.
+    mini-MIAS crops under ``out_dir``)."""
     from mammohybrid.data.splits import assign_splits
 
     root = Path(root)
-    if not root.exists():
-        raise DatasetError(f"{root}: no such file or folder")
     set_read_limits(config.limits)  # the sources read images in this process
     result = get_source(source).function(root, config.data, out_dir=Path(out_dir), **options)
     if result.frame.empty:
