@@ -49,6 +49,12 @@ def not_a_regular_file(path: str | os.PathLike[str]) -> str | None:
     return f"{_FILE_KINDS.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
 
 
+def _refuse_special_file(output: str | os.PathLike[str]) -> None:
+    problem = not_a_regular_file(output)
+    if problem is not None:
+        raise OutputConflictError(f"output {output} is {problem}: choose a file to write")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
@@ -58,9 +64,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     named pipe) is refused with :class:`OutputConflictError`: the rename would replace it.
     """
     target = Path(path)
-    problem = not_a_regular_file(target) if target.exists() else None
-    if problem is not None:
-        raise OutputConflictError(f"output {target} is {problem}: choose a file to write")
+    if target.exists():
+        _refuse_special_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix,
                                     dir=target.parent)
@@ -176,8 +181,13 @@ def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
     """Raise :class:`OutputConflictError` before any work if an output file or folder is one of
     the inputs, holds one (a folder), or is a file the command reads in an input tree (an
     output named like the tree's images, inside it): a command never writes over what it
-    reads. Paths are compared with symbolic links resolved."""
+    reads. Paths are compared with symbolic links resolved. An output that exists as neither
+    a regular file nor a folder (``/dev/full``, a named pipe) is refused too, as
+    :func:`atomic_path` would refuse it once the work is done."""
     targets = [(output, Path(output).resolve()) for output in outputs]
+    for output, target in targets:
+        if target.exists() and not target.is_dir():
+            _refuse_special_file(output)
     for item in inputs:
         tree = item if isinstance(item, InputTree) else None
         source = Path(tree.folder if tree else item).resolve()

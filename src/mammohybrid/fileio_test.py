@@ -82,3 +82,12 @@ def test_an_output_that_is_no_regular_file_is_refused_untouched(tmp_path):
     with pytest.raises(OutputConflictError, match="is a folder, not a regular file"):
         atomic_write_text(tmp_path, "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_an_output_that_is_a_device_or_a_pipe_is_refused_before_any_work(tmp_path):
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    for output, said in [(fifo, "a named pipe \\(FIFO\\)"), ("/dev/full", "a character device")]:
+        with pytest.raises(OutputConflictError, match=f"output {output} is {said}, not a regular"):
+            refuse_overwriting_inputs([output], [])
+    refuse_overwriting_inputs([tmp_path], [])  # a folder output is fine
