@@ -38,6 +38,16 @@ def cbis_csv_dir(shared_dir: Path) -> Path:
     return folder
 
 
+@pytest.fixture()
+def closed_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (just freed): connecting is refused."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 # A model and training small enough for a unit test: one tiny CNN on 32-px images, two epochs
 # at a learning rate that learns the toy images in them.
 TINY_OVERRIDES = ["model.backbones=[tinycnn]", "model.weights=none", "model.input_size=32",

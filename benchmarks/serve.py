@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from mammohybrid.inference import Predictor
 from mammohybrid.serve.app import app_for_run
+from mammohybrid.serve.security import AccessPolicy
 
 
 def main() -> None:
@@ -32,8 +33,11 @@ def main() -> None:
 
     crops = args.crops
     files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in crops]
+    # The page's requests, as the browser makes them: to its own address, with no token asked.
+    access = AccessPolicy.for_server("127.0.0.1", token=None)
     with Predictor.from_run(args.run) as predictor, \
-            TestClient(app_for_run(predictor, args.run)) as client:
+            TestClient(app_for_run(predictor, args.run, access=access),
+                       base_url="http://127.0.0.1:8000") as client:
         def upload() -> float:
             started = time.perf_counter()
             response = client.post("/api/predict", files=files)

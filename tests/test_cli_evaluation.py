@@ -435,3 +435,26 @@ def test_compare_pairs_two_cross_validations_by_source_image(tmp_path):
     oof.iloc[:-1].to_csv(short / "oof_predictions.csv", index=False)  # one prediction missing
     result = runner.invoke(app, ["compare", str(good), str(short)])
     assert result.exit_code != 0 and "same predictions" in result.output
+
+
+@pytest.mark.parametrize("command", ["cv", "grid"])
+def test_a_ray_address_nobody_answers_at_is_one_line_at_once(tmp_path, capsys, monkeypatch,
+                                                             closed_port, command):
+    """Ray would retry it for over 400 s, deaf to Ctrl-C: the command stops at once."""
+    ray = pytest.importorskip("ray")
+    from mammohybrid.cli import main
+    monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("ray.init was called"))
+    address = f"127.0.0.1:{closed_port}"
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(yaml.safe_dump({"name": "g", "base": "cpu-quick",
+                                         "manifest": str(tmp_path / "m.csv"),
+                                         "axes": {"model.pooling": ["avg", "max"]}}))
+    first = "cpu-quick" if command == "cv" else str(grid_file)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, first, "--out", str(tmp_path / "out"), "--executor", "ray",
+              "--address", address])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: cannot reach the Ray cluster at {address}: connection "
+                            "refused")
+    assert "Traceback" not in error

@@ -84,3 +84,21 @@ def test_imagenet_for_a_from_scratch_backbone_is_a_one_line_error(tmp_path: Path
                *TINY, "--set", "model.weights=imagenet")
     assert done.returncode == 1
     assert "no ImageNet weights" in done.stderr and "model.weights: none" in done.stderr
+
+
+def test_train_on_a_tracking_server_nobody_answers_at_is_one_line_at_once(
+        tmp_path, capsys, closed_port, monkeypatch) -> None:
+    """MLflow would retry it silently for about 250 s: train stops at once, naming it."""
+    pytest.importorskip("mlflow")
+    from mlflow import tracking
+
+    from mammohybrid.cli import main
+    monkeypatch.setattr(tracking, "MlflowClient", lambda **kwargs: pytest.fail("client made"))
+    uri = f"http://127.0.0.1:{closed_port}"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "cpu-quick", "--out", str(tmp_path / "run"), "--mlflow", uri])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --mlflow {uri}: cannot reach the tracking server "
+                            "(connection refused)")
+    assert not (tmp_path / "run").exists()

@@ -145,3 +145,23 @@ def test_errors_are_one_line(run_dir, tmp_path, capsys) -> None:
     assert exit_info.value.code == 1
     assert "unknown strategy bilateral" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_names_a_spreadsheet_would_run_are_written_as_text(run_dir, tmp_path,
+                                                          monkeypatch) -> None:
+    """CSV injection: a cell beginning with =, +, - or @ goes behind a single quote, so that a
+    spreadsheet shows it instead of running it; numbers (a negative one too) stay numbers."""
+    names = ["=HYPERLINK(A1).png", "+1.png", "@SUM(A1).png", "-2.png", "plain.png"]
+    for name in names:
+        write_png(tmp_path / name, np.full((40, 40), 200, np.uint8))
+    (tmp_path / "=broken.png").write_text("no image")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "p.csv"
+    result = runner.invoke(app, ["predict", str(run_dir), "--out", str(out), "--workers", "0",
+                                 "--", *names, "=broken.png"])
+    assert result.exit_code == 3, result.output
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame["path"]) == [f"'{name}" for name in names[:4]] + ["plain.png",
+                                                                       "'=broken.png"]
+    assert frame["error"].iloc[-1].startswith("'=broken.png: ")
+    assert ((frame["probability"].iloc[:5].astype(float) >= 0)).all()

@@ -32,6 +32,7 @@ from mammohybrid.inference import COLUMNS, Predictor
 from mammohybrid.serve.analysis import UploadLimits, safe_file_name
 from mammohybrid.serve.app import app_for_run, page_html
 from mammohybrid.serve.headless import free_port
+from mammohybrid.serve.security import AccessPolicy
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="needs mammohybrid[web]")
 
@@ -39,6 +40,19 @@ fastapi_testclient = pytest.importorskip("fastapi.testclient", reason="needs mam
 LIMITS = UploadLimits(max_file_bytes=300_000, max_files=6, max_pixels=2_000_000)
 # The Grad-CAM head runs in float32 apart from the model's own forward pass.
 GRADCAM_TOLERANCE = 1e-5
+# The address the tests' server is opened by, and its access token.
+ORIGIN = "http://127.0.0.1:8000"
+TOKEN = "test-token"
+ACCESS = AccessPolicy.for_server("127.0.0.1", token=TOKEN)
+
+
+def serving(predictor: Predictor, run_dir: Path, limits: UploadLimits = LIMITS,
+            access: AccessPolicy = ACCESS, **options):
+    """A test client of the application, making its requests as the page does: to the
+    server's own address, with the token."""
+    application = app_for_run(predictor, run_dir, limits, access=access, **options)
+    return fastapi_testclient.TestClient(application, base_url=ORIGIN,
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +63,7 @@ def predictor(run_dir: Path) -> Predictor:
 
 @pytest.fixture(scope="module")
 def client(predictor: Predictor, run_dir: Path):
-    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS)) as test_client:
+    with serving(predictor, run_dir) as test_client:
         yield test_client
 
 
@@ -190,12 +204,12 @@ def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops
 
 def test_pixel_limit(predictor, run_dir, crops) -> None:
     limits = UploadLimits(max_pixels=60 * 60)
-    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
+    with serving(predictor, run_dir, limits) as small:
         results = upload(small, [crops["dicom"], crops["tiny"]]).json()["results"]
     assert "over the server's limit of 3,600" in results[0]["error"]
     assert results[1]["error"] == ""
     # Every file refused: the CSV still has predict's columns, one error row.
-    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, limits)) as small:
+    with serving(predictor, run_dir, limits) as small:
         answer = upload(small, [crops["dicom"]]).json()
     frame = pd.read_csv(pd.io.common.StringIO(answer["csv"]), keep_default_na=False)
     assert list(frame.columns) == answer["columns"] == COLUMNS
@@ -205,7 +219,7 @@ def test_pixel_limit(predictor, run_dir, crops) -> None:
 def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> None:
     paths = [crops["dicom"], crops["png"]]
     with Predictor.from_run(run_dir, ["median", "wiener"]) as ensemble, \
-            fastapi_testclient.TestClient(app_for_run(ensemble, run_dir, LIMITS)) as client:
+            serving(ensemble, run_dir) as client:
         answer = upload(client, paths).json()
         run = client.get("/api/run").json()
     assert run["strategies"] == ["median", "wiener"] and run["training_strategy"] == "gaussian"
@@ -284,7 +298,8 @@ def test_a_streamed_body_over_the_limit_gets_413() -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/api/predict", "headers": []}
-    asyncio.run(BodyLimit(reader, max_bytes=250)(scope, receive, send))
+    asyncio.run(BodyLimit(reader, max_bytes=250, max_bytes_in_flight=10_000,
+                          max_uploads=2)(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
     assert len(chunks) == 2  # stopped at the third chunk
 
@@ -318,7 +333,7 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
     config = predictor.config.evaluate.model_copy(update={"bootstrap_samples": 200})
     metrics = metrics_report(predictions, predictor.threshold, config, 0, "test")
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    with fastapi_testclient.TestClient(app_for_run(predictor, copy, LIMITS)) as fresh:
+    with serving(predictor, copy) as fresh:
         evaluation, = fresh.get("/api/run").json()["evaluations"]
     assert evaluation["split"] == "test" and evaluation["n"] == 40
     auc = next(row for row in evaluation["metrics"] if row["metric"] == "ROC AUC")
@@ -371,30 +386,89 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:
     assert "pip install 'mammohybrid[web]'" in error and "Traceback" not in error
 
 
-@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
-def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,
-                                                             host: str, warned: bool) -> None:
+def _serve_command(run_dir: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> dict:
+    """``mammohybrid serve RUN_DIR OPTIONS`` up to the point it would start serving: what it
+    hands uvicorn (``app``, ``host``, ``port``)."""
     import uvicorn
 
     from mammohybrid.imaging import read_limits
 
-    served = {}
+    served: dict = {}
     # The command sets the process's read budget; here, the test's: restored afterwards.
     monkeypatch.setattr("mammohybrid.imaging._limits", read_limits())
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
-    port = free_port()
     with pytest.raises(SystemExit) as exit_info:
-        main(["serve", str(run_dir), "--host", host, "--port", str(port), "--max-upload-mb",
-              "2", "--max-files", "3", "--max-megapixels", "0.5"])
+        main(["serve", str(run_dir), *options])
     assert exit_info.value.code == 0
+    return served
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,
+                                                             host: str, warned: bool) -> None:
+    from mammohybrid.imaging import read_limits
+
+    port = free_port()
+    served = _serve_command(run_dir, monkeypatch, "--host", host, "--port", str(port),
+                            "--max-upload-mb", "2", "--max-files", "3", "--max-megapixels",
+                            "0.5")
     output = capsys.readouterr()
-    assert f"serving {run_dir} at http://{host}:{port}/" in output.out
+    address = re.search(rf"serving {re.escape(str(run_dir))} at (http://\S+) ", output.out)
+    assert address, output.out
+    assert address[1].startswith(f"http://{host}:{port}/?token=")
+    token = address[1].split("?token=")[1]
+    assert len(token) >= 32
     assert ("warning: listening on 0.0.0.0" in output.err) is warned
     assert (served["host"], served["port"]) == (host, port)
     assert read_limits().max_image_pixels == 500_000
-    with fastapi_testclient.TestClient(served["app"]) as client:
+    with fastapi_testclient.TestClient(served["app"], base_url=f"http://{host}:{port}") \
+            as client:
+        assert client.get("/api/run").status_code == 403
+        # The printed address sets the token's cookie; the page's requests then carry it.
+        page = client.get(address[1])
+        assert page.status_code == 200 and page.text == page_html()
         assert client.get("/api/run").json()["limits"] == {
             "max_file_bytes": 2 * 2**20, "max_files": 3, "max_pixels": 500_000}
+
+
+def test_the_command_takes_a_token_or_none(run_dir, monkeypatch, capsys) -> None:
+    port = free_port()
+    served = _serve_command(run_dir, monkeypatch, "--port", str(port), "--token", "chosen")
+    assert f"at http://127.0.0.1:{port}/?token=chosen " in capsys.readouterr().out
+    with fastapi_testclient.TestClient(served["app"], base_url=f"http://127.0.0.1:{port}") \
+            as client:
+        assert client.get("/api/run").status_code == 403
+        assert client.get("/api/run", headers={"Authorization": "Bearer chosen"}) \
+            .status_code == 200
+
+    monkeypatch.setenv("MAMMOHYBRID_SERVE_TOKEN", "from-the-environment")
+    _serve_command(run_dir, monkeypatch, "--port", str(port))
+    assert "?token=from-the-environment " in capsys.readouterr().out
+    monkeypatch.delenv("MAMMOHYBRID_SERVE_TOKEN")
+
+    served = _serve_command(run_dir, monkeypatch, "--port", str(port), "--no-token",
+                            "--allow-host", "mammo.lan")
+    output = capsys.readouterr()
+    assert f"at http://127.0.0.1:{port}/ (Ctrl+C stops)" in output.out
+    assert "warning: --no-token" in output.err
+    with fastapi_testclient.TestClient(served["app"], base_url=f"http://mammo.lan:{port}") \
+            as client:
+        assert client.get("/api/run").status_code == 200
+        # The Host and Origin checks stay.
+        assert client.get("/api/run", headers={"Host": "evil.example"}).status_code == 403
+        assert client.get("/api/run", headers={"Origin": "http://evil.example"}) \
+            .status_code == 403
+
+
+@pytest.mark.parametrize("options", [["--token", "x", "--no-token"], ["--token", " "],
+                                     ["--max-upload-mb", "inf"], ["--max-megapixels", "inf"]])
+def test_bad_serve_options_are_one_line(run_dir, capsys, options: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(run_dir), "--port", str(free_port()), *options])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {options[0]}") and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 2  # the error and the --debug hint
 
 
 def test_not_a_run_is_one_line(tmp_path, capsys) -> None:
@@ -403,6 +477,21 @@ def test_not_a_run_is_one_line(tmp_path, capsys) -> None:
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert "not a run directory (no config.yaml)" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(("content", "problem"), [("[" * 100_000 + "]" * 100_000,
+                                                   "nested too deeply"),
+                                                  ("[1, 2]", "'list' object has no attribute")])
+def test_a_bad_metrics_file_is_one_line_naming_it(run_dir, tmp_path, capsys, content: str,
+                                                  problem: str) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(run_dir), "--port", str(free_port()), "--metrics", str(metrics)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {metrics}: not a metrics.json written by evaluate (")
+    assert problem in error and "Traceback" not in error
 
 
 def test_a_port_in_use_is_one_line(run_dir, capsys) -> None:
@@ -427,7 +516,7 @@ def test_help_lists_the_options() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
     for option in ("--host", "--port", "--filters", "--metrics", "--max-upload-mb",
-                   "--max-files", "--max-megapixels"):
+                   "--max-files", "--max-megapixels", "--allow-host", "--token", "--no-token"):
         assert option in result.output
 
 
@@ -445,3 +534,229 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
                                             ("..", "upload"), ("a:b?.png", "a_b_.png")])
 def test_safe_file_names(name: str, safe: str) -> None:
     assert safe_file_name(name) == safe
+
+
+# ------------------------------------------------------------------ who the server answers
+ROUTES = [("GET", "/"), ("GET", "/api/run"), ("POST", "/api/predict")]
+REFUSALS = {
+    "foreign Host": {"Host": "rebind.attacker.example:8000"},
+    "foreign Origin": {"Origin": "http://evil.example"},
+    "Origin null": {"Origin": "null"},
+    "no token": {"Authorization": ""},
+    "wrong token": {"Authorization": "Bearer not-the-token"},
+}
+# Refused on the API; following a link to the page from elsewhere sends them too, and is fine.
+API_REFUSALS = {
+    "foreign Referer": {"Referer": "http://evil.example/page.html"},
+    "cross-site fetch": {"Sec-Fetch-Site": "cross-site"},
+}
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
+                    "x-frame-options")
+
+
+def _send(client, method: str, path: str, crops: dict[str, Path], **headers: str):
+    files = ([("files", (crops["png"].name, crops["png"].read_bytes()))]
+             if method == "POST" else None)
+    return client.request(method, path, files=files, headers=headers)
+
+
+@pytest.fixture()
+def analysed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The names of every upload the analyser is given, as the requests go."""
+    from mammohybrid.serve.analysis import UploadAnalyser
+
+    calls: list[list[str]] = []
+    real = UploadAnalyser.analyse
+
+    def analyse(self, uploads, folder):
+        calls.append([upload.name for upload in uploads])
+        return real(self, uploads, folder)
+
+    monkeypatch.setattr(UploadAnalyser, "analyse", analyse)
+    return calls
+
+
+@pytest.mark.parametrize(("method", "path", "case"),
+                         [(method, path, case) for method, path in ROUTES for case in REFUSALS]
+                         + [(method, path, case) for method, path in ROUTES[1:]
+                            for case in API_REFUSALS])
+def test_every_route_refuses_other_hosts_origins_and_tokens(client, crops, analysed,
+                                                            method: str, path: str,
+                                                            case: str) -> None:
+    response = _send(client, method, path, crops, **{**REFUSALS, **API_REFUSALS}[case])
+    assert response.status_code == 403, response.text
+    assert analysed == []  # no work done, no prediction
+    assert all(name in response.headers for name in SECURITY_HEADERS)
+    if path.startswith("/api/"):
+        assert response.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_the_pages_own_requests_are_answered(client, crops, analysed, method: str,
+                                             path: str) -> None:
+    """What the browser sends for the page: its own origin, same-origin fetches."""
+    own = {"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"} if method == "POST" else \
+        {"Sec-Fetch-Site": "same-origin" if path.startswith("/api/") else "none"}
+    response = _send(client, method, path, crops, **own)
+    assert response.status_code == 200, response.text
+    assert analysed == ([[crops["png"].name]] if method == "POST" else [])
+
+
+def test_a_page_load_from_a_link_elsewhere_needs_the_token_only(client) -> None:
+    response = client.get("/", headers={"Referer": "http://wiki.example/",
+                                        "Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+
+
+def test_the_printed_address_sets_the_token_cookie(predictor, run_dir) -> None:
+    application = app_for_run(predictor, run_dir, LIMITS, access=ACCESS)
+    with fastapi_testclient.TestClient(application, base_url=ORIGIN,
+                                       follow_redirects=False) as browser:
+        assert browser.get("/").status_code == 403
+        assert browser.get("/?token=wrong").status_code == 403
+        assert "set-cookie" not in browser.get("/?token=wrong").headers
+        landing = browser.get(f"/?token={TOKEN}")
+        # Redirected to the bare address: the token leaves the address bar and history.
+        assert landing.status_code == 303 and landing.headers["location"] == "/"
+        cookie = landing.headers["set-cookie"]
+        assert cookie.startswith(f"mammohybrid-token-8000={TOKEN};")
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+        # From then on the cookie alone lets the page and its requests through.
+        assert browser.get("/").text == page_html()
+        assert browser.get("/api/run").status_code == 200
+        assert browser.get("/api/run", headers={"Host": "evil.example"}).status_code == 403
+
+
+def test_a_chosen_token_of_any_characters_survives_the_address_and_the_cookie(predictor,
+                                                                          run_dir) -> None:
+    token = 'a b;c"d=&e'
+    access = AccessPolicy.for_server("127.0.0.1", token=token)
+    with fastapi_testclient.TestClient(app_for_run(predictor, run_dir, LIMITS, access=access),
+                                       base_url=ORIGIN) as browser:
+        assert browser.get(access.address("127.0.0.1", 8000)).text == page_html()
+        assert browser.get("/api/run").status_code == 200
+        browser.cookies.clear()
+        assert browser.get("/api/run").status_code == 403
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "[::1]:8000", "127.0.0.1", "LOCALHOST"])
+def test_this_machines_names_are_answered(client, host: str) -> None:
+    assert client.get("/api/run", headers={"Host": host}).status_code == 200
+
+
+def test_every_answer_carries_the_security_headers(client, crops, tmp_path) -> None:
+    import base64
+    import hashlib
+
+    body = tmp_path / "big.bin"
+    body.write_bytes(b"\x00" * (LIMITS.max_request_bytes + 1))
+    answers = [client.get("/"), client.get("/api/run"), client.get("/nowhere"),
+               upload(client, [crops["png"]]), upload(client, [body]),
+               client.get("/api/run", headers={"Authorization": ""})]
+    assert [a.status_code for a in answers] == [200, 200, 404, 200, 413, 403]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["x-frame-options"] == "DENY"
+        policy = dict(part.strip().split(" ", 1)
+                      for part in answer.headers["content-security-policy"].split(";"))
+        # Only the page's own inline script and style; nothing from anywhere else.
+        script, = re.findall(r"<script>(.*?)</script>", page_html(), re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert policy["script-src"] == f"'sha256-{digest}'"
+        assert policy["style-src"].startswith("'sha256-") and " " not in policy["style-src"]
+        assert policy["default-src"] == "'none'" and policy["connect-src"] == "'self'"
+        assert policy["img-src"] == "data:" and policy["frame-ancestors"] == "'none'"
+
+
+# ------------------------------------------------------------------ uploads in flight
+def test_uploads_in_flight_share_one_budget() -> None:
+    """A body the budget of all uploads in flight cannot take gets 503 at once, as does an
+    upload beyond the number taken at once; what a finished upload held is given back."""
+    import asyncio
+
+    from mammohybrid.serve.app import BodyLimit
+
+    async def scenario() -> list[int]:
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def holder(scope, receive, send) -> None:  # reads its body, then waits
+            while (await receive()).get("more_body"):
+                pass
+            if scope["path"] == "/hold":
+                inside.set()
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        limit = BodyLimit(holder, max_bytes=1000, max_bytes_in_flight=1000, max_uploads=2)
+
+        async def post(path: str, size: int, declared: bool = True) -> int:
+            chunks = [{"type": "http.request", "body": b"x" * 100, "more_body": True}
+                      for _ in range(size // 100)] + [{"type": "http.request", "body": b""}]
+            headers = [(b"content-length", str(size).encode())] if declared else []
+            sent: list[dict] = []
+
+            async def receive() -> dict:
+                return chunks.pop(0)
+
+            async def send(message: dict) -> None:
+                sent.append(message)
+
+            await limit({"type": "http", "method": "POST", "path": path,
+                         "headers": headers}, receive, send)
+            return sent[0]["status"]
+
+        held = asyncio.create_task(post("/hold", 600))
+        await inside.wait()
+        statuses = [await post("/", 600), await post("/", 600, declared=False),
+                    await post("/", 300)]
+        second = asyncio.create_task(post("/hold", 300))
+        await asyncio.sleep(0)
+        statuses.append(await post("/", 10))  # a third upload at once, however small
+        release.set()
+        statuses += [await held, await second, await post("/", 600)]
+        return statuses
+
+    assert asyncio.run(scenario()) == [503, 503, 200, 503, 200, 200, 200]
+
+
+# ------------------------------------------------------------------ file names
+def test_names_over_255_bytes_cost_nothing(client, crops, analysed) -> None:
+    data = crops["png"].read_bytes()
+    names = ["a" * 260 + ".png", "\u4e73" * 86, "benign.png"]
+    response = client.post("/api/predict", files=[("files", (name, data)) for name in names])
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["error"] for r in results] == ["", "", ""]
+    shown = [r["name"] for r in results]
+    assert all(len(name.encode()) <= 255 for name in shown)
+    assert shown[0].startswith("a" * 200) and shown[0].endswith("\u2026.png")
+    assert shown[1].startswith("\u4e73" * 80) and shown[2] == "benign.png"
+
+
+def test_a_file_that_cannot_be_saved_costs_that_file(client, crops, monkeypatch) -> None:
+    import errno
+
+    from mammohybrid.serve import app as app_module
+
+    def full_for_one(path, *args, **kwargs):
+        if Path(path).name == "mass.dcm":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "open", full_for_one, raising=False)
+    results = upload(client, [crops["dicom"], crops["png"]]).json()["results"]
+    assert results[0]["error"] == ("mass.dcm: cannot be saved on the server (No space left on "
+                                   "device)")
+    assert results[1]["error"] == "" and results[1]["probability"] is not None
+
+
+def test_names_a_spreadsheet_would_run_are_neutralised_in_the_csv(client, crops) -> None:
+    data = crops["png"].read_bytes()
+    names = ["=HYPERLINK(A1).png", "+1.png", "-2.png", "@SUM(A1).png", "plain.png"]
+    answer = client.post("/api/predict",
+                         files=[("files", (name, data)) for name in names]).json()
+    assert [r["name"] for r in answer["results"]] == names  # the page shows them as they are
+    frame = pd.read_csv(pd.io.common.StringIO(answer["csv"]), keep_default_na=False)
+    assert list(frame["path"]) == [f"'{name}" for name in names[:4]] + ["plain.png"]

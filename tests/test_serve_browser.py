@@ -9,7 +9,10 @@ command's ``--max-megapixels`` reaches OpenCV's header check."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,6 +44,21 @@ PREDICTION_S = 300
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 NETWORK_SCHEMES = {"http", "https", "ws", "wss", "ftp"}
 MAX_MEGAPIXELS = 1
+REBOUND_NAME = "rebind.attacker.example"
+# Another site's page: it asks for the server's run panel and posts an image to it, with the
+# user's cookie where the browser sends it ("no-cors", as an <img> or a form would: the answer
+# is opaque to the page, but the browser's log has its status). Its title says when both
+# requests are over.
+ATTACKER_PAGE = """<!DOCTYPE html><html><head><title>waiting</title></head><body><script>
+const target = "TARGET";
+const form = new FormData();
+form.append("files", new Blob([new Uint8Array(64)], {type: "image/png"}), "stolen.png");
+Promise.allSettled([
+  fetch(target + "/api/run", {mode: "no-cors", credentials: "include"}),
+  fetch(target + "/api/predict", {method: "POST", body: form, mode: "no-cors",
+                                  credentials: "include"}),
+]).then(() => { document.title = "done"; });
+</script></body></html>"""
 
 
 def _require_chromium() -> None:
@@ -53,16 +71,16 @@ def _require_chromium() -> None:
 @pytest.fixture(scope="module")
 def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mammohybrid serve RUN_DIR --port P --max-megapixels 1`` as a user starts it; yields
-    its URL."""
+    the address it printed (with its access token)."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
     process = start_serving(run_dir, port, log, "--max-megapixels", str(MAX_MEGAPIXELS))
-    url = f"http://127.0.0.1:{port}/"
     try:
-        if not wait_until_serving(url + "api/run", lambda: process.poll() is None,
-                                  SERVER_START_S):
+        address = wait_until_serving(log, lambda: process.poll() is None, SERVER_START_S)
+        if address is None:
             pytest.fail(f"mammohybrid serve did not start:\n{log.read_text()}")
-        yield url
+        assert address.startswith(f"http://127.0.0.1:{port}/?token=")
+        yield address
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -71,11 +89,59 @@ def server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture()
 def browser(tmp_path: Path) -> Iterator[object]:
     _require_chromium()
-    driver = chromium_driver(tmp_path / "profile", log_requests=True)
+    # A re-pointed domain, as DNS rebinding makes it: its name, this machine's address.
+    driver = chromium_driver(tmp_path / "profile", log_requests=True,
+                             downloads=tmp_path / "downloads",
+                             flags=[f"--host-resolver-rules=MAP {REBOUND_NAME} 127.0.0.1"])
     try:
         yield driver
     finally:
         driver.quit()
+
+
+def _statuses(driver, prefix: str) -> dict[str, int]:
+    """The HTTP status of every answer to a URL starting with ``prefix`` in the performance
+    log, by path."""
+    found = {}
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.responseReceived":
+            response = message["params"]["response"]
+            if response["url"].startswith(prefix):
+                found[urlsplit(response["url"]).path] = response["status"]
+    return found
+
+
+@contextlib.contextmanager
+def _attacker_site(target: str) -> Iterator[str]:
+    """A web site of its own (another origin on this machine) serving ``ATTACKER_PAGE``
+    against ``target``; yields its address."""
+    page = ATTACKER_PAGE.replace("TARGET", target).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_port}/"
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def _origin(address: str) -> str:
+    """``http://host:port`` of an address."""
+    parts = urlsplit(address)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _requested_urls(driver) -> list[str]:
@@ -141,11 +207,11 @@ def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -
               browser.find_elements(By.CSS_SELECTOR, "#batch-table tbody td:nth-child(2)")]
     assert column == [*sorted(rounded.values()), ""]
 
-    # The CSV the page offers is predict's, byte for byte.
-    csv = browser.execute_async_script(
-        "const done = arguments[0];"
-        "fetch(document.getElementById('csv-download').href).then(r => r.text()).then(done);")
-    assert csv == expected_csv
+    # The CSV the page offers, downloaded, is predict's, byte for byte.
+    browser.find_element(By.ID, "csv-download").click()
+    downloaded = tmp_path / "downloads" / "predictions.csv"
+    wait.until(lambda d: downloaded.is_file())
+    assert downloaded.read_text(encoding="utf-8") == expected_csv
 
     # Dropping a file on the page works as choosing it (a drop built in the page: a driver
     # cannot drag from the desktop).
@@ -167,7 +233,7 @@ def test_the_page_in_chromium(server, browser, run_dir, tmp_path, monkeypatch) -
     assert (tmp_path / "serve_page.png").stat().st_size > 10_000
 
     urls = _requested_urls(browser)
-    assert any(url.startswith(server) for url in urls)
+    assert any(url.startswith(_origin(server)) for url in urls)
     # chrome:// (the browser's own new-tab page), data: and blob: never reach a network.
     outside = [url for url in urls if urlsplit(url).scheme in NETWORK_SCHEMES
                and urlsplit(url).hostname not in LOCAL_HOSTS]
@@ -181,9 +247,39 @@ def test_the_command_refuses_a_bomb_from_its_header(server) -> None:
     import httpx
 
     bomb = png_declaring(20_000, 20_000)
-    response = httpx.post(server + "api/predict", files=[("files", ("bomb.png", bomb))],
-                          timeout=PREDICTION_S)
+    token = server.split("?token=")[1]
+    response = httpx.post(_origin(server) + "/api/predict", files=[("files", ("bomb.png", bomb))],
+                          headers={"Authorization": f"Bearer {token}"}, timeout=PREDICTION_S)
     assert response.status_code == 200
     error = response.json()["results"][0]["error"]
     assert error.startswith("bomb.png:")
     assert f"over the {MAX_MEGAPIXELS:g} megapixel budget" in error
+
+
+@pytest.mark.slow
+def test_only_the_page_from_the_printed_address_is_answered(server, browser) -> None:
+    """In the browser: without the token the page is refused; with it (its cookie set) the
+    page works, but another site's page on this machine (same site for cookies: only the
+    port differs) gets 403 from the API, and so does the server under a re-pointed name."""
+    wait = WebDriverWait(browser, PREDICTION_S)
+    origin = _origin(server)
+    browser.get(origin + "/")
+    assert "missing or wrong access token" in browser.find_element(By.TAG_NAME, "body").text
+    browser.get(server)
+    wait.until(lambda d: d.find_element(By.ID, "threshold-value").text)
+    assert urlsplit(browser.current_url).query == ""  # the token left the address bar
+    _statuses(browser, origin)  # drop the page's own requests
+
+    with _attacker_site(origin) as attacker:
+        browser.get(attacker)
+        wait.until(lambda d: d.title == "done")
+    assert _statuses(browser, origin) == {"/api/run": 403, "/api/predict": 403}
+
+    rebound = f"http://{REBOUND_NAME}:{urlsplit(origin).port}"
+    browser.get(rebound + "/")
+    assert "does not answer to the host name" in browser.find_element(By.TAG_NAME, "body").text
+    assert _statuses(browser, rebound) == {"/": 403}
+    with _attacker_site(rebound) as attacker:
+        browser.get(attacker)
+        wait.until(lambda d: d.title == "done")
+    assert _statuses(browser, rebound) == {"/api/run": 403, "/api/predict": 403}

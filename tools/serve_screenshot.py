@@ -57,12 +57,13 @@ def main() -> None:
         port = free_port()
         server = start_serving(args.demo / "run", port, scratch / "serve.log")
         try:
-            url = f"http://127.0.0.1:{port}/"
-            if not wait_until_serving(url + "api/run", lambda: server.poll() is None, 300):
+            address = wait_until_serving(scratch / "serve.log", lambda: server.poll() is None,
+                                         300)
+            if address is None:
                 raise SystemExit((scratch / "serve.log").read_text())
             driver = chromium_driver(scratch / "profile", WIDTH, MAX_HEIGHT)
             try:
-                driver.get(url)
+                driver.get(address)
                 wait = WebDriverWait(driver, 300)
                 wait.until(lambda d: d.find_element(By.ID, "threshold-value").text)
                 driver.find_element(By.ID, "file-input").send_keys(

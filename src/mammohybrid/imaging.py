@@ -39,7 +39,7 @@ import numpy as np
 
 from mammohybrid.config import LimitsConfig
 from mammohybrid.errors import ImageReadError
-from mammohybrid.fileio import atomic_path, atomic_write_bytes
+from mammohybrid.fileio import atomic_path, atomic_write_bytes, not_a_regular_file
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".pnm", ".ppm", ".tif", ".tiff", ".bmp"}
@@ -132,12 +132,10 @@ def decode_image(path: str | os.PathLike[str],
 
 
 def _decode(path: Path, limits: LimitsConfig) -> tuple[np.ndarray, float | None]:
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise ImageReadError(f"{path}: no such file") from None
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+    problem = not_a_regular_file(path)
+    if problem is not None:
+        raise ImageReadError(f"{path}: {problem}")
+    size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise ImageReadError(f"{path}: file of {size / 2**20:.0f} MB is over the "
                              f"{limits.max_file_mb:g} MB budget (limits.max_file_mb)")

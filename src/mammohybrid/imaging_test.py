@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import cv2
@@ -236,3 +237,19 @@ def test_dicom_is_recognised_by_its_magic_without_a_suffix(tmp_path):
     assert read_image(path).dtype == np.uint16
     (tmp_path / "plain").write_bytes(b"x" * 200)
     assert not is_dicom(tmp_path / "plain")
+
+
+def test_what_is_no_regular_file_is_named_for_what_it_is(tmp_path):
+    """A named pipe, a device, a folder or a broken link is not "no such file" (and a pipe
+    is never opened: reading it would wait for a writer)."""
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "gone.png")
+    for path, said in [(fifo, "a named pipe (FIFO), not a regular file"),
+                       ("/dev/zero", "a character device, not a regular file"),
+                       (tmp_path / "folder.png", "a folder, not a regular file"),
+                       (tmp_path / "link.png", "no such file (a broken symbolic link)")]:
+        with pytest.raises(ImageReadError) as error:
+            read_image(path)
+        assert str(error.value) == f"{path}: {said}"

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mammohybrid.cli import app
+from mammohybrid.errors import OutputConflictError
 from mammohybrid.imaging import write_png
 
 from .conftest import small_crop
@@ -46,7 +47,7 @@ def test_ingest_exits_3_when_rows_were_rejected(tmp_path: Path) -> None:
     errors = pd.read_csv(tmp_path / "m.errors.csv")
     assert sorted(errors["kind"]) == ["duplicate_row", "missing_file"]
     duplicate = errors[errors["kind"] == "duplicate_row"]["message"].iloc[0]
-    assert "also on row 1" in duplicate and "first kept" not in duplicate
+    assert "the same file as img0.png on row 1" in duplicate and "first kept" not in duplicate
 
 
 def test_a_blank_split_cell_is_unassigned_not_an_error(tmp_path: Path) -> None:
@@ -115,6 +116,80 @@ def test_predict_refuses_an_output_over_an_input(run_dir: Path, tmp_path: Path) 
     result = runner.invoke(app, ["predict", str(run_dir), str(image), "--out", str(image)])
     assert result.exit_code == 1 and "is the input" in str(result.exception)
     assert image.read_bytes() == before
+
+
+def _refused(args: list[str], kept: Path) -> str:
+    """Run ``args``; it must exit 1 with an OutputConflictError, ``kept`` unchanged. Returns
+    the message."""
+    before = kept.read_bytes()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, OutputConflictError), result.exception
+    assert kept.read_bytes() == before
+    return str(result.exception)
+
+
+def test_predict_refuses_an_output_over_an_image_of_an_input_folder(run_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    crops = tmp_path / "crops"
+    image = write_png(crops / "0.png", small_crop(2))
+    write_png(crops / "deeper" / "1.png", small_crop(3))
+    message = _refused(["predict", str(run_dir), str(crops), "--out", str(image)], image)
+    assert f"is a file the command reads in its input folder {crops.resolve()}" in message
+    _refused(["predict", str(run_dir), str(crops), "--out", str(tmp_path / "p.csv"),
+              "--gradcam", str(crops)], image)
+    deeper = crops / "deeper" / "1.png"
+    _refused(["predict", str(run_dir), str(crops), "--out", str(deeper)], deeper)
+    # A CSV written beside the images is no input: predicted.
+    beside = runner.invoke(app, ["predict", str(run_dir), str(crops), "--out",
+                                 str(crops / "p.csv"), "--workers", "0"])
+    assert beside.exit_code == 0, beside.output
+
+
+def test_ingest_folder_refuses_an_output_over_one_of_its_images(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for k, cls in enumerate(["benign", "malignant", "benign", "malignant"]):
+        write_png(root / cls / f"b{k}.png", small_crop(k))
+    image = root / "benign" / "b0.png"
+    message = _refused(["ingest", "folder", str(root), "--out", str(image)], image)
+    assert "is a file the command reads in its input folder" in message
+    # The manifest beside the class folders is no image: ingested.
+    beside = runner.invoke(app, ["ingest", "folder", str(root), "--out",
+                                 str(root / "manifest.csv")])
+    assert beside.exit_code == 0, beside.output
+
+
+def test_ingest_refuses_an_output_over_a_file_its_list_names(tmp_path: Path) -> None:
+    """A CSV list may name an image without an image suffix: refused once the rows are read,
+    before anything is written."""
+    listing = _listing(tmp_path, [f"img{k}.png,{'BM'[k % 2]},p{k},train" for k in range(3)]
+                       + ["scan,M,p3,train"])
+    scan = tmp_path / "scan"
+    scan.write_bytes((tmp_path / "img3.png").read_bytes())
+    message = _refused(["ingest", "folder", str(listing), "--out", str(scan)], scan)
+    assert f"is the input {scan.resolve()}" in message
+    assert not list(tmp_path.glob("scan.*"))  # no companion file either
+
+
+def test_ingest_cbis_ddsm_refuses_an_output_over_a_case_csv_or_a_dicom(tmp_path: Path) -> None:
+    from mammohybrid.data.synth import generate_cbis_ddsm
+
+    root = generate_cbis_ddsm(tmp_path / "cbis", patients=4, seed=1).root
+    case_csv = root / "mass_case_description_train_set.csv"
+    message = _refused(["ingest", "cbis-ddsm", str(root), "--out", str(case_csv)], case_csv)
+    assert "is a file the command reads in its input folder" in message
+    dicom = sorted(root.rglob("*.dcm"))[0]
+    _refused(["ingest", "cbis-ddsm", str(root), "--out", str(dicom)], dicom)
+    elsewhere = tmp_path / "csvs"
+    elsewhere.mkdir()
+    moved = Path(shutil.move(case_csv, elsewhere / case_csv.name))
+    _refused(["ingest", "cbis-ddsm", str(root), "--csv-dir", str(elsewhere), "--out",
+              str(moved)], moved)
+    # The documented layout, the manifest inside the tree, is no input.
+    shutil.move(moved, case_csv)
+    done = runner.invoke(app, ["ingest", "cbis-ddsm", str(root), "--out",
+                               str(root / "manifest.csv")])
+    assert done.exit_code == 0, done.output
 
 
 @pytest.mark.parametrize("value", ["NaN", "7", "-1"])

@@ -61,6 +61,16 @@ def test_duplicate_rows_are_refused(tmp_path: Path) -> None:
         read_manifest(_manifest(tmp_path, rows))
 
 
+def test_one_image_under_two_spellings_is_refused(tmp_path: Path) -> None:
+    """./0.png and 0.png are one file: with labels 0 and 1 in two splits it would leak."""
+    rows = _rows(tmp_path)
+    rows.append({**rows[0], "image_path": "./" + rows[0]["image_path"], "label": 1,
+                 "patient_id": "P9", "split": "test"})
+    with pytest.raises(ManifestError, match=r"same image_path on more than one row: row 1 "
+                                            r".* row 4 \('\./"):
+        read_manifest(_manifest(tmp_path, rows))
+
+
 def test_a_patient_in_two_splits_is_refused(tmp_path: Path) -> None:
     rows = _rows(tmp_path)
     rows[1].update(patient_id="P0", split="test")

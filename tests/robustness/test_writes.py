@@ -4,11 +4,13 @@ own inputs, one writer per output folder."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -17,7 +19,7 @@ from mammohybrid import fileio
 from mammohybrid.cli import app
 from mammohybrid.errors import DiskFullError, OutputConflictError
 from mammohybrid.fileio import atomic_write_bytes, output_lock
-from mammohybrid.imaging import png_decodes
+from mammohybrid.imaging import png_decodes, write_png
 from mammohybrid.preprocess.batch import RECORDS_NAME
 from mammohybrid.preprocess.batch_test import make_dataset
 
@@ -106,6 +108,22 @@ def test_a_full_disk_ends_the_run_and_records_nothing_false(tmp_path: Path,
     assert "14 image(s)" in again.output and "1 failed" in again.output
 
 
+def test_predict_onto_a_full_disk_says_where_and_that_nothing_was_written(
+        run_dir: Path, tmp_path: Path, tiny_disk: Path, monkeypatch) -> None:
+    image = write_png(tmp_path / "a.png", np.full((40, 40), 200, np.uint8))
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        handle.write(b"\0" * 2**20)  # up to the last byte of the disk
+    monkeypatch.chdir(tiny_disk)
+    result = runner.invoke(app, ["predict", str(run_dir), str(image), "--out", "p.csv",
+                                 "--workers", "0"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, DiskFullError)
+    assert str(result.exception) == (f"{tiny_disk}: no space left on device; free some space "
+                                     "and run predict again (p.csv was not written)")
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+
+
 def test_preprocess_refuses_an_output_folder_holding_its_manifest(tmp_path: Path) -> None:
     manifest = make_dataset(tmp_path, count=2)
     before = manifest.read_bytes()
@@ -138,3 +156,18 @@ def test_a_second_writer_to_one_output_folder_is_refused(tmp_path: Path) -> None
     # Once the first writer is gone, the folder is free again.
     assert runner.invoke(app, ["preprocess", str(manifest), "--out", str(out), *SMALL]) \
         .exit_code == 3
+
+
+def test_a_second_ingest_names_the_manifest_and_the_process_writing_it(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """A relative --out used to say "error: . is in use"."""
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,label,patient\nmissing.png,B,p1\n")
+    monkeypatch.chdir(tmp_path)
+    with output_lock(tmp_path, ".manifest.csv.lock"):
+        result = runner.invoke(app, ["ingest", "folder", "list.csv", "--out", "manifest.csv"])
+    assert result.exit_code == 1
+    message = str(result.exception)
+    assert message.startswith(f"{tmp_path / 'manifest.csv'} is in use by another mammohybrid "
+                              f"process (pid {os.getpid()}: ")
+    assert "python" in message  # the holder's command line

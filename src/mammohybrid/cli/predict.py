@@ -63,14 +63,14 @@ def predict(
     """
     from mammohybrid.config import save_config, with_overrides
     from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
-    from mammohybrid.inference import Predictor, parse_strategies, predictions_csv
+    from mammohybrid.inference import Predictor, inputs_read, parse_strategies, predictions_csv
     from mammohybrid.run_dir import RunDir
 
     strategies = parse_strategies(filters)
     config_out = out.with_name(out.stem + ".config.yaml")
     run = RunDir.at(run_dir)
     refuse_overwriting_inputs([out, config_out, *([gradcam] if gradcam else [])],
-                              [run.config, run.model, run.threshold, *inputs])
+                              [run.config, run.model, run.threshold, *inputs_read(inputs)])
     started = time.perf_counter()
     with Predictor.from_run(run_dir, strategies, pixel_spacing_mm) as predictor:
         limits = limit_overrides(max_pixels, max_file_mb)
@@ -78,7 +78,7 @@ def predict(
             predictor.config = with_overrides(predictor.config, limits)
         frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
                                         gradcam_dir=gradcam)
-    with stop_on_full_disk(out.parent):
+    with stop_on_full_disk(out.parent, f"run predict again ({out} was not written)"):
         with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
             handle.write(predictions_csv(frame))
         save_config(predictor.config, config_out)

@@ -16,15 +16,28 @@ Otherwise each row is its own lesion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from mammohybrid.config import DataConfig
-from mammohybrid.data.cbis_ddsm_csv import DATASET, PATH_COLUMNS, find_case_csvs, load_case_table
-from mammohybrid.data.cbis_ddsm_jpeg import JPEGResolver, read_dicom_info
-from mammohybrid.data.cbis_ddsm_tcia import TCIAResolver
+from mammohybrid.data.cbis_ddsm_csv import (
+    CASE_CSV_NAMES,
+    DATASET,
+    PATH_COLUMNS,
+    find_case_csvs,
+    load_case_table,
+)
+from mammohybrid.data.cbis_ddsm_jpeg import (
+    DICOM_INFO_NAME,
+    JPEG_SUFFIXES,
+    JPEGResolver,
+    read_dicom_info,
+)
+from mammohybrid.data.cbis_ddsm_tcia import TCIAResolver, is_dicom_name
 from mammohybrid.data.ingest import IngestResult, RowProblem, register_source
+from mammohybrid.fileio import InputTree
 from mammohybrid.progress import track
 
 
@@ -74,7 +87,29 @@ def _ingest_rows(table: pd.DataFrame, resolver: TCIAResolver | JPEGResolver,
     return frame
 
 
-@register_source("cbis-ddsm", "CBIS-DDSM as downloaded from TCIA (DICOM, either folder naming)")
+def _reads(root: Path, csv_dir: Path | None, images: Callable[[Path], bool],
+           tables: frozenset[str]) -> list[Path | InputTree]:
+    """A CBIS-DDSM tree under ``root`` (its ``images`` and the ``tables`` it looks for there)
+    and the ``tables`` in ``csv_dir``."""
+    trees = [InputTree(root, lambda path: images(path) or path.name in tables)]
+    if csv_dir is not None:
+        trees.append(InputTree(csv_dir, lambda path: path.name in tables))
+    return trees
+
+
+def _tcia_reads(root: Path, csv_dir: Path | None = None, **_: object) -> list[Path | InputTree]:
+    """The DICOM files under ``root`` and the case CSVs."""
+    return _reads(root, csv_dir, lambda path: is_dicom_name(path.name), CASE_CSV_NAMES)
+
+
+def _jpeg_reads(root: Path, csv_dir: Path | None = None, **_: object) -> list[Path | InputTree]:
+    """The JPEG files under ``root``, ``dicom_info.csv`` and the case CSVs."""
+    return _reads(root, csv_dir, lambda path: path.suffix.lower() in JPEG_SUFFIXES,
+                  CASE_CSV_NAMES | {DICOM_INFO_NAME})
+
+
+@register_source("cbis-ddsm", "CBIS-DDSM as downloaded from TCIA (DICOM, either folder naming)",
+                 reads=_tcia_reads)
 def ingest_cbis_ddsm(root: Path, config: DataConfig, *, out_dir: Path | None = None,
                      csv_dir: Path | None = None, abnormality: str = "mass") -> IngestResult:
     """CBIS-DDSM TCIA download under ``root`` -> manifest rows (``split``: official train/test).
@@ -90,13 +125,14 @@ def ingest_cbis_ddsm(root: Path, config: DataConfig, *, out_dir: Path | None = N
 
 
 @register_source("cbis-ddsm-jpeg",
-                 "CBIS-DDSM JPEG re-export (csv/dicom_info.csv + jpeg/<SeriesInstanceUID>/)")
+                 "CBIS-DDSM JPEG re-export (csv/dicom_info.csv + jpeg/<SeriesInstanceUID>/)",
+                 reads=_jpeg_reads)
 def ingest_cbis_ddsm_jpeg(root: Path, config: DataConfig, *, out_dir: Path | None = None,
                           csv_dir: Path | None = None, abnormality: str = "mass") -> IngestResult:
     """The JPEG re-export under ``root`` (``csv/`` + ``jpeg/``) -> manifest rows."""
     result = IngestResult(dataset=DATASET)
     csv_folder = csv_dir if csv_dir is not None else root / "csv"
-    info = read_dicom_info(csv_folder / "dicom_info.csv")
+    info = read_dicom_info(csv_folder / DICOM_INFO_NAME)
     table = load_case_table(find_case_csvs(root, csv_folder, abnormality, result), config, result)
     if table.empty:
         return result

@@ -39,6 +39,11 @@ def case_csv_name(abnormality: str, split: str) -> str:
     return f"{abnormality}_case_description_{split}_set.csv"
 
 
+# Every case CSV's name, whichever abnormality is ingested: files a CBIS-DDSM ingest may read.
+CASE_CSV_NAMES = frozenset(case_csv_name(kind, split) for kinds in ABNORMALITIES.values()
+                           for kind in kinds for split in OFFICIAL_SPLITS)
+
+
 # The published headers. The mass CSVs spell ``breast_density`` with an underscore, the calc
 # CSVs ``breast density`` with a space.
 _COMMON_HEAD = ["patient_id"]

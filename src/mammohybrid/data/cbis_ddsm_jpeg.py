@@ -24,9 +24,13 @@ from mammohybrid.data.ingest import (
     safe_join,
 )
 from mammohybrid.errors import DatasetError, ImageReadError
+from mammohybrid.fileio import not_a_regular_file
 from mammohybrid.imaging import read_image
 
 DICOM_INFO_COLUMNS = ["image_path", "SeriesInstanceUID", "SeriesDescription", "Rows", "Columns"]
+DICOM_INFO_NAME = "dicom_info.csv"
+# The re-export's image files.
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 def read_dicom_info(path: Path) -> pd.DataFrame:
@@ -105,8 +109,10 @@ class JPEGResolver:
         if "jpeg" in parts:
             parts = parts[parts.index("jpeg"):]
         path = safe_join(self.root, "/".join(parts))
-        if not path.is_file():
-            raise RowProblem(MISSING_FILE, f"{path}: no such file", path)
+        problem = not_a_regular_file(path)
+        if problem is not None:
+            raise RowProblem(UNREADABLE_IMAGE if path.exists() else MISSING_FILE,
+                             f"{path}: {problem}", path)
         return path
 
 

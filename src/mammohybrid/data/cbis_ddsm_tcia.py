@@ -66,6 +66,11 @@ class TCIAResolver:
         return files[0] if len(files) == 1 else None
 
 
+def is_dicom_name(name: str) -> bool:
+    """True for the file names the download's DICOM files have (``1-1.dcm``)."""
+    return name.lower().endswith(".dcm")
+
+
 def _index_case_folders(root: Path) -> dict[str, list[Path]]:
     """Case folder name -> the DICOM files below it (wherever it sits under ``root``).
 
@@ -81,7 +86,7 @@ def _index_case_folders(root: Path) -> dict[str, list[Path]]:
             continue
         visited.add(real)
         dirnames.sort()
-        dicoms = [name for name in filenames if name.lower().endswith(".dcm")]
+        dicoms = [name for name in filenames if is_dicom_name(name)]
         if not dicoms:
             continue
         parts = Path(dirpath).relative_to(root).parts

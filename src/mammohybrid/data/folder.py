@@ -27,6 +27,7 @@ column when it gives one, else a DICOM header's; otherwise the cell stays empty 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,7 @@ from mammohybrid.data.ingest import (
     safe_join,
 )
 from mammohybrid.errors import DatasetError, ImageReadError
+from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, decode_image
 from mammohybrid.progress import track
 
@@ -64,8 +66,22 @@ CSV_ALIASES = {
 REQUIRED = ("image_path", "label", "patient_id")
 
 
+def _reads(root: Path, **_: object) -> list[Path | InputTree]:
+    """The images under ``root``, or a CSV and the images in its folder (its rows name them;
+    one with another suffix is refused once the rows are read)."""
+    if root.is_file():
+        return [root, InputTree(root.parent, _is_image_name)]
+    return [InputTree(root, _is_image_name)]
+
+
+def _is_image_name(path: Path) -> bool:
+    """The files the class folders contribute: not hidden, an image suffix."""
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 @register_source("folder", "class folders (ROOT/benign, ROOT/malignant, optionally under "
-                           "ROOT/<split>/) or a CSV with path, label and patient columns")
+                           "ROOT/<split>/) or a CSV with path, label and patient columns",
+                 reads=_reads)
 def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None,
                   follow_links: bool = False) -> IngestResult:
     """A folder layout or a user CSV (see the module doc) -> manifest rows. An image that is a
@@ -76,12 +92,19 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
     else:
         entries = _entries_from_folders(root, result)
     rows = []
+    # Each file once, however its path is written (./0.png and 0.png, a link to it): a second
+    # mention with another label or split would put one image in two places.
+    first_seen: dict[str, str] = {}
     for entry in track(entries, "checking images"):
         where = {"source": entry.pop("source"), "row": entry.pop("row")}
+        written = str(entry.pop("path"))
         try:
-            path = safe_join(entry.pop("root"), entry.pop("path"), follow_links)
-            if not path.is_file():
-                raise RowProblem(MISSING_FILE, f"{path}: no such file", path)
+            path = safe_join(entry.pop("root"), written, follow_links)
+            first = first_seen.setdefault(os.path.realpath(path), _mention(written, where))
+            if first != _mention(written, where):
+                # Said this way because the first row may itself be rejected later.
+                raise RowProblem(DUPLICATE_ROW, f"duplicate path {written} (the same file as "
+                                 f"{first}; only that one is considered)", written)
             decoded = decode_image(path)
             spacing = _spacing(entry.pop("pixel_spacing_mm", ""), path) \
                 or decoded.pixel_spacing_mm
@@ -89,7 +112,8 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
             result.error(problem.kind, problem.message, path=problem.path, **where)
             continue
         except ImageReadError as error:
-            result.error(UNREADABLE_IMAGE, str(error), path=path, **where)
+            kind = UNREADABLE_IMAGE if path.exists() else MISSING_FILE
+            result.error(kind, str(error), path=path, **where)
             continue
         label = result.label_for(entry["pathology"], config, path=path, **where)
         if label is None:
@@ -117,6 +141,11 @@ def _spacing(text: object, path: Path) -> float | None:
     return value
 
 
+def _mention(path: str, where: dict[str, object]) -> str:
+    """How an entry names its file, for a duplicate's message: the path, and its CSV row."""
+    return f"{path} on row {where['row']}" if where["row"] is not None else path
+
+
 def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, object]]:
     """One entry per image file in the class folders (directly under ROOT or under splits)."""
     if not root.is_dir():
@@ -141,7 +170,7 @@ def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, ob
             for file in sorted(class_dir.rglob("*")):
                 if not file.is_file() or file.name.startswith("."):
                     continue
-                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                if not _is_image_name(file):
                     result.count("skipped: files that are not images")
                     continue
                 image_id = file.relative_to(root).with_suffix("").as_posix()
@@ -179,7 +208,6 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
     if missing:
         raise DatasetError(f"{path}: missing column(s) {'; '.join(missing)}")
     entries = []
-    first_row: dict[str, int] = {}
     for number, row in enumerate(table.to_dict("records"), start=1):
         where = {"source": path, "row": number}
         values = {name: str(row[column]).strip() for name, column in columns.items()}
@@ -187,13 +215,6 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
         if empty:
             result.error(MISSING_VALUE, f"empty value(s) in {', '.join(empty)}", **where)
             continue
-        if values["image_path"] in first_row:
-            # Said this way because the first row may itself be rejected later.
-            result.error(DUPLICATE_ROW, f"duplicate path {values['image_path']} (also on row "
-                         f"{first_row[values['image_path']]}; only that row is considered)",
-                         path=values["image_path"], **where)
-            continue
-        first_row[values["image_path"]] = number
         entry: dict[str, object] = {"root": path.parent, "path": values["image_path"], **where,
                                     "pathology": values["label"],
                                     "patient_id": values["patient_id"],

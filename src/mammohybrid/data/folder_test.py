@@ -97,7 +97,7 @@ def test_user_csv_with_aliases_and_bad_rows(tmp_path):
     assert result.frame["label"].tolist() == [0, 1, 0, 1, 0, 1]
     assert result.frame["patient_id"].tolist() == ["p1", "p1", "p2", "p3", "p4", "p5"]
     assert [(e.kind, e.row) for e in result.errors] == [
-        ("duplicate_row", 7), ("missing_value", 12), ("unreadable_image", 8),
+        ("missing_value", 12), ("duplicate_row", 7), ("unreadable_image", 8),
         ("missing_file", 9), ("path_outside_root", 10), ("missing_file", 11)]
 
 
@@ -137,3 +137,36 @@ def test_pixel_spacing_from_the_csv_column_else_the_dicom_header(tmp_path):
     assert sorted(Path(e.path).name for e in result.errors if e.kind == "bad_value") == \
         ["c.png", "e.png"]
     assert all("pixel_spacing_mm" in e.message for e in result.errors)
+
+
+def test_one_file_under_two_spellings_or_a_link_is_a_duplicate(tmp_path):
+    """./0.png and 0.png name one image: with two labels it would be in train and in test."""
+    for i in range(4):
+        _png(tmp_path / f"{i}.png")
+    (tmp_path / "alias.png").symlink_to(tmp_path / "2.png")
+    pd.DataFrame({"image_path": ["0.png", "./0.png", "sub/../1.png", "1.png", "2.png",
+                                 "alias.png", "3.png"],
+                  "label": [0, 1, 0, 1, 1, 0, 0],
+                  "patient_id": ["a", "b", "c", "d", "e", "f", "g"],
+                  "split": ["train", "test", "train", "test", "train", "val", "train"]}
+                 ).to_csv(tmp_path / "l.csv", index=False)
+    result = ingest_folder(tmp_path / "l.csv", DataConfig())
+    assert [Path(p).name for p in result.frame["image_path"]] == ["0.png", "1.png", "2.png",
+                                                                  "3.png"]
+    assert [(e.kind, e.row) for e in result.errors] == [("duplicate_row", 2),
+                                                        ("duplicate_row", 4),
+                                                        ("duplicate_row", 6)]
+    assert result.errors[0].message == ("duplicate path ./0.png (the same file as 0.png on row "
+                                        "1; only that one is considered)")
+
+
+def test_a_link_between_class_folders_is_a_duplicate(tmp_path):
+    _png(tmp_path / "benign" / "a.png")
+    _png(tmp_path / "malignant" / "b.png")
+    (tmp_path / "malignant" / "a.png").symlink_to(tmp_path / "benign" / "a.png")
+    result = ingest_folder(tmp_path, DataConfig())
+    assert len(result.frame) == 2
+    error, = result.errors
+    assert error.kind == "duplicate_row"
+    assert error.message.startswith("duplicate path malignant/a.png (the same file as "
+                                    "benign/a.png;")

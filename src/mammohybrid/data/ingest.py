@@ -26,9 +26,15 @@ from typing import Any
 import pandas as pd
 
 from mammohybrid.config import Config, DataConfig, save_config
-from mammohybrid.data.manifest import check_no_patient_leak, split_summary, write_manifest
+from mammohybrid.data.manifest import (
+    PATH_COLUMNS,
+    check_no_patient_leak,
+    split_summary,
+    write_manifest,
+)
 from mammohybrid.errors import DatasetError
 from mammohybrid.fileio import (
+    InputTree,
     atomic_open,
     atomic_write_text,
     output_lock,
@@ -123,6 +129,14 @@ class IngestResult:
             return None
         return _PATHOLOGY_LABELS[value]
 
+    def files_named(self) -> list[str]:
+        """Every file the rows name: their images, masks and full images, and the files of
+        rows in error (those given as absolute paths)."""
+        columns = [c for c in PATH_COLUMNS if c in self.frame.columns]
+        paths = {str(p) for c in columns for p in self.frame[c].dropna() if p}
+        paths |= {e.path for e in self.errors if e.path and os.path.isabs(e.path)}
+        return sorted(paths)
+
     def errors_frame(self) -> pd.DataFrame:
         return pd.DataFrame([e.__dict__ for e in self.errors], columns=ERROR_COLUMNS)
 
@@ -169,15 +183,20 @@ def safe_join(root: Path, relative: str | os.PathLike[str], follow_links: bool =
 
 # --------------------------------------------------------------------------- registry
 IngestFunction = Callable[..., IngestResult]
+# ``reads(root, **options)``: the files and trees a source reads under ``root``, known before
+# it reads anything (so that an output among them is refused at once).
+ReadsFunction = Callable[..., list[Path | InputTree]]
 
 
 @dataclass(frozen=True)
 class IngestSource:
-    """A registered ingest source: ``function(root, config, *, out_dir, **options)``."""
+    """A registered ingest source: ``function(root, config, *, out_dir, **options)``, and
+    ``reads(root, **options)``, what it reads."""
 
     name: str
     summary: str
     function: IngestFunction
+    reads: ReadsFunction
 
 
 _SOURCES: dict[str, IngestSource] = {}
@@ -186,11 +205,13 @@ _SOURCE_MODULES = ("mammohybrid.data.cbis_ddsm", "mammohybrid.data.mias",
                    "mammohybrid.data.folder")
 
 
-def register_source(name: str, summary: str) -> Callable[[IngestFunction], IngestFunction]:
-    """Decorator: register an ingest function under ``name``."""
+def register_source(name: str, summary: str,
+                    reads: ReadsFunction) -> Callable[[IngestFunction], IngestFunction]:
+    """Decorator: register an ingest function under ``name``; ``reads(root, **options)`` says
+    which files it reads (see :class:`~mammohybrid.fileio.InputTree`)."""
 
     def decorator(function: IngestFunction) -> IngestFunction:
-        _SOURCES[name] = IngestSource(name, summary, function)
+        _SOURCES[name] = IngestSource(name, summary, function, reads)
         return function
 
     return decorator
@@ -237,13 +258,12 @@ class IngestOutputs:
 
 def ingest(source: str, root: str | os.PathLike[str], config: Config, *,
            out_dir: str | os.PathLike[str], **options: Any) -> IngestResult:
-    """Run a registered source and split its rows by patient (nothing is written except what
-    the source itself must write, e.g. mini-MIAS crops under ``out_dir``)."""
+    """Run a registered source on ``root`` (which exists: :func:`run_ingest` checks) and split
+    its rows by patient (nothing is written except what the source itself must write, e.g.
+    mini-MIAS crops under ``out_dir``)."""
     from mammohybrid.data.splits import assign_splits
 
     root = Path(root)
-    if not root.exists():
-        raise DatasetError(f"{root}: no such file or folder")
     set_read_limits(config.limits)  # the sources read images in this process
     result = get_source(source).function(root, config.data, out_dir=Path(out_dir), **options)
     if result.frame.empty:
@@ -259,18 +279,28 @@ def run_ingest(source: str, root: str | os.PathLike[str], out: str | os.PathLike
                config: Config, **options: Any) -> IngestResult:
     """Ingest ``root`` with the named source and write the manifest and its companions.
 
-    Refused before any work: an output that is ``root`` itself (a CSV list) or a file the
-    source reads, and a manifest another process is writing."""
+    Refused before any work: an output that is ``root`` itself (a CSV list), holds it, or is a
+    file the source reads (an image of its tree, a case CSV: the source's ``reads``), and a
+    manifest another process is writing. Once the source has read its rows, an output among
+    the files they name (a CSV list may name any file) is refused before anything is
+    written."""
     outputs = IngestOutputs.for_manifest(out)
-    refuse_overwriting_inputs(outputs.files(), [root])
-    with output_lock(outputs.manifest.parent, f".{outputs.manifest.name}.lock"), \
-            stop_on_full_disk(outputs.manifest.parent):
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such file or folder")
+    refuse_overwriting_inputs(outputs.files(), [root, *get_source(source).reads(root, **options)])
+    with output_lock(outputs.manifest.parent, f".{outputs.manifest.name}.lock",
+                     outputs.manifest), \
+            stop_on_full_disk(outputs.manifest.parent,
+                              f"run ingest again ({outputs.manifest} is written last: it was "
+                              "not written)"):
         return _ingest_locked(source, root, outputs, config, **options)
 
 
 def _ingest_locked(source: str, root: str | os.PathLike[str], outputs: IngestOutputs,
                    config: Config, **options: Any) -> IngestResult:
     result = ingest(source, root, config, out_dir=outputs.manifest.parent, **options)
+    refuse_overwriting_inputs(outputs.files(), result.files_named())
     _write_errors(result, outputs.errors)
     if result.frame.empty:
         if result.errors:

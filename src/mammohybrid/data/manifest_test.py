@@ -3,6 +3,8 @@ absolute paths in memory, atomic writing, the split summary."""
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -75,3 +77,12 @@ def test_split_summary_counts_images_lesions_patients(tmp_path) -> None:
     assert rows[("train", "benign")] == (1, 1, 1)
     assert rows[("val", "malignant")] == (1, 1, 1)
     assert table["split"].tolist()[0] == "train" and table["split"].tolist()[-1] == "test"
+
+
+def test_a_manifest_that_is_no_regular_file_is_named_for_what_it_is(tmp_path):
+    fifo = tmp_path / "manifest.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ManifestError, match="it is a named pipe \\(FIFO\\), not a regular file"):
+        read_manifest(fifo)
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(tmp_path / "missing.csv")

@@ -50,10 +50,14 @@ from mammohybrid.data.ingest import (
     register_source,
 )
 from mammohybrid.errors import DatasetError, ImageReadError
+from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import read_image, write_png
 from mammohybrid.progress import track
 
 DATASET = "mini-mias"
+# The files of the distribution: the films and the table of lesions (any case).
+FILM_SUFFIX = ".pgm"
+INFO_NAME = "info.txt"
 CLASSES = ("CALC", "CIRC", "SPIC", "MISC", "ARCH", "ASYM", "NORM")
 TISSUES = ("F", "G", "D")
 SEVERITIES = {"B": "BENIGN", "M": "MALIGNANT"}
@@ -132,7 +136,13 @@ def crop_box(x: int, y: int, radius: int, height: int, width: int, crop_scale: f
     return row0, col0, side
 
 
-@register_source("mias", "mini-MIAS (mdbNNN.pgm + Info.txt): lesion crops")
+def _reads(root: Path, **_: object) -> list[Path | InputTree]:
+    """The films and Info.txt under ``root``."""
+    return [InputTree(root, lambda path: path.suffix.lower() == FILM_SUFFIX
+                      or path.name.lower() == INFO_NAME)]
+
+
+@register_source("mias", "mini-MIAS (mdbNNN.pgm + Info.txt): lesion crops", reads=_reads)
 def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "mass",
                 crop_scale: float = 2.5, min_crop: int = 64,
                 min_tissue: float = 0.2) -> IngestResult:
@@ -140,7 +150,7 @@ def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "m
     if task not in TASKS:
         raise DatasetError(f"unknown MIAS task '{task}' (expected {', '.join(TASKS)})")
     info = _find_info(root)
-    films = {p.stem.lower(): p for p in sorted(root.rglob("*")) if p.suffix.lower() == ".pgm"}
+    films = {p.stem.lower(): p for p in sorted(root.rglob("*")) if p.suffix.lower() == FILM_SUFFIX}
     result = IngestResult(dataset=DATASET)
     wanted = read_info(info, result, TASKS[task])
     result.note(f"crops: square of side max({min_crop}, {crop_scale} x radius) around each "
@@ -203,7 +213,7 @@ def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "m
 def _find_info(root: Path) -> Path:
     if not root.is_dir():
         raise DatasetError(f"{root}: expected the mini-MIAS folder (Info.txt and mdbNNN.pgm)")
-    matches = sorted(p for p in root.rglob("*") if p.name.lower() == "info.txt")
+    matches = sorted(p for p in root.rglob("*") if p.name.lower() == INFO_NAME)
     if not matches:
         raise DatasetError(f"{root}: Info.txt not found (mini-MIAS keeps it beside the .pgm "
                            "films)")

@@ -25,6 +25,7 @@ from mammohybrid.inference.predictor import (
     COLUMNS,
     Predictor,
     expand_inputs,
+    inputs_read,
     predictions_csv,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "StrategyEnsemble",
     "average_probabilities",
     "expand_inputs",
+    "inputs_read",
     "parse_strategies",
     "predictions_csv",
     "strategy_config",

@@ -30,6 +30,7 @@ import pandas as pd
 from mammohybrid.config import Config, save_config
 from mammohybrid.decision import ThresholdChoice, predict_labels
 from mammohybrid.errors import ConfigError
+from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
 from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
@@ -42,14 +43,29 @@ if TYPE_CHECKING:
     import keras
 
 CLASS_NAMES = {0: "benign", 1: "malignant"}
+# What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ["path", "probability", "label", "prediction", "threshold", "kept_fraction",
            "roi_empty", "warnings", "error"]
 
 
 def predictions_csv(frame: pd.DataFrame) -> str:
     """The text of a predictions CSV (``mammohybrid predict --out`` and the web page's
-    download, so that the two are identical)."""
-    return frame.to_csv(index=False)
+    download, so that the two are identical).
+
+    A text cell that a spreadsheet would take for a formula (a file named ``=HYPERLINK(...)``,
+    and the error naming it) is written behind a single quote, as OWASP advises against CSV
+    injection: opened in a spreadsheet it shows as the text it is.
+    """
+    text = frame.select_dtypes(include=["object", "string"]).columns
+    return frame.assign(**{column: frame[column].map(_not_a_formula) for column in text}) \
+        .to_csv(index=False)
+
+
+def _not_a_formula(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
@@ -76,6 +92,20 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, s
         else:
             entries.setdefault(str(path), f"{path}: no such file or folder")
     return list(entries.items())
+
+
+def inputs_read(inputs: Iterable[str | os.PathLike[str]]) -> list[Path | InputTree]:
+    """What :func:`expand_inputs` reads from ``inputs``, for
+    :func:`~mammohybrid.fileio.refuse_overwriting_inputs`: a file as given, a folder as the
+    tree of the image files it takes from it."""
+    read: list[Path | InputTree] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            root = item.resolve()
+            read.append(InputTree(item, lambda path, root=root: _is_image_file(path, root)))
+        else:
+            read.append(item)
+    return read
 
 
 def _is_image_file(path: Path, root: Path) -> bool:

@@ -51,7 +51,7 @@ from mammohybrid.imaging import decode_image, png_decodes, read_limits, write_pn
 from mammohybrid.preprocess.base import Record
 from mammohybrid.preprocess.chain import Chain, build_chain
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
-from mammohybrid.progress import progress_bar
+from mammohybrid.progress import QUICK_ITEMS, in_blocks, progress_bar
 from mammohybrid.workers import WORKER_DIED, CrashSafePool
 
 RECORDS_NAME = ".records.jsonl"
@@ -271,15 +271,22 @@ def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain
     for folder in (out_dir, images_dir, out_dir / "qa"):
         _remove_stale_temporaries(folder)
 
-    targets = {source: str(images_dir / output_name(source))
-               for source in dict.fromkeys(frame["image_path"])}
-    known = known_geometry(frame)
     records_path = out_dir / RECORDS_NAME
     records = _read_records(records_path)
-    # The journal is trusted only for images whose PNG is still there and still decodes (a
-    # full disk once left a truncated PNG behind an "ok" line).
-    done = {source for source, target in targets.items()
-            if records.get(source, {}).get("status") == "ok" and _verifies(target)}
+    sources = list(dict.fromkeys(frame["image_path"]))
+    targets: dict[str, str] = {}
+    done: set[str] = set()
+    # Naming a million outputs takes seconds, and checking finished PNGs reads them: a bar.
+    with progress_bar(disable=len(sources) < QUICK_ITEMS and not records) as bar:
+        planning = bar.add_task("checking what is done", total=len(sources))
+        for block in in_blocks(sources, bar, planning):
+            for source in block:
+                targets[source] = target = str(images_dir / output_name(source))
+                # The journal is trusted only for images whose PNG is still there and still
+                # decodes (a full disk once left a truncated PNG behind an "ok" line).
+                if records.get(source, {}).get("status") == "ok" and _verifies(target):
+                    done.add(source)
+    known = known_geometry(frame)
     tasks = [(source, target, known[source]) for source, target in targets.items()
              if source not in done]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammohybrid.config import Config, PreprocessConfig, flatten, load_config
+from mammohybrid.data.manifest import require_manifest_file
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.progress import console
 from mammohybrid.workers import usable_cores
@@ -79,8 +80,7 @@ def ensure_preprocessed(manifest: str | os.PathLike[str], config: Config, *,
                         workers: int | None = None) -> Path:
     """The pre-processed manifest ``config`` needs for ``manifest`` (see the module doc)."""
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise ManifestError(f"{manifest}: manifest not found")
+    require_manifest_file(manifest)
     made_with = manifest_preprocess(manifest)
     if made_with is not None:
         check_same_preprocess(config, made_with, manifest)

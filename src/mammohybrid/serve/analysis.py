@@ -42,23 +42,37 @@ STEP_TITLES = {"8-bit": "input (8-bit)", "working size": "working size", "nlm": 
                "roi": "ROI", "median": "median filter", "gaussian": "Gaussian filter",
                "wiener": "Wiener filter", "clahe": "CLAHE"}
 
+# The longest file name (in bytes) most file systems take, and the longest suffix kept when an
+# uploaded name is shortened to it.
+MAX_NAME_BYTES = 255
+MAX_SUFFIX_BYTES = 16
+ELLIPSIS = "\u2026"
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """Bounds on what one request may bring: bytes per file, files per request, decoded pixels
-    per image."""
+    """Bounds on what one request may bring (bytes per file, files per request, decoded pixels
+    per image) and on how many uploads the server takes at once."""
 
     max_file_bytes: int = 50 * 2**20
     max_files: int = 32
     max_pixels: int = 25_000_000
+    max_uploads_at_once: int = 4
 
     @property
     def max_request_bytes(self) -> int:
         """The largest request body: every file at its limit, plus room for the form's
         headers."""
         return self.max_files * (self.max_file_bytes + 4096) + 65536
+
+    @property
+    def max_bytes_in_flight(self) -> int:
+        """What all uploads being received or predicted together may bring: one upload at
+        its limits. The model takes one upload at a time, so more would only wait, spooled
+        in the temporary folder."""
+        return self.max_request_bytes
 
 
 @dataclass
@@ -98,10 +112,20 @@ def describe(name: str, error: BaseException) -> str:
 
 def safe_file_name(name: str) -> str:
     """The last component of an uploaded file's name, with characters a file system may
-    refuse replaced: the name the CSV's ``path`` column shows."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[\x00-\x1f<>:\"|?*]", "_", base).strip(" .")
-    return base or "upload"
+    refuse replaced (those UTF-8 cannot encode too), and shortened to the
+    :data:`MAX_NAME_BYTES` of UTF-8 a file name may have (its end cut, an ellipsis before its
+    suffix): the name the CSV's ``path`` column shows."""
+    name = (name or "").encode("utf-8", "replace").decode("utf-8")
+    base = re.split(r"[\\/]", name)[-1]
+    base = re.sub(r"[\x00-\x1f<>:\"|?*]", "_", base).strip(" .") or "upload"
+    if len(base.encode("utf-8")) <= MAX_NAME_BYTES:
+        return base
+    suffix = Path(base).suffix
+    if len(suffix.encode("utf-8")) > MAX_SUFFIX_BYTES:
+        suffix = ""
+    room = MAX_NAME_BYTES - len((ELLIPSIS + suffix).encode("utf-8"))
+    stem = base[:len(base) - len(suffix)].encode("utf-8")[:room].decode("utf-8", "ignore")
+    return stem + ELLIPSIS + suffix
 
 
 def png_data_uri(image: np.ndarray) -> str:

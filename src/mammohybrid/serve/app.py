@@ -10,8 +10,10 @@ Routes:
 Uploads are saved into a temporary folder made for the request and deleted with everything in
 it before the response is sent; results travel inside the response (images as ``data:``
 URIs), so the server keeps nothing. The request body is bounded (:class:`BodyLimit`, 413
-beyond it) and so is every file (an error for that file alone). FastAPI's interactive docs are
-off: they load scripts from a CDN.
+beyond it), so are the bodies of all requests in flight together (503 beyond them), and so is
+every file (an error for that file alone). Only the page's own requests are answered
+(:mod:`mammohybrid.serve.security`). FastAPI's interactive docs are off: they load scripts
+from a CDN.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,16 +35,23 @@ from starlette.exceptions import HTTPException
 
 from mammohybrid.inference import Predictor
 from mammohybrid.serve.analysis import Upload, UploadAnalyser, UploadLimits, safe_file_name
+from mammohybrid.serve.security import (
+    AccessGuard,
+    AccessPolicy,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    SecurityHeaders,
+    Send,
+    security_headers,
+)
 from mammohybrid.serve.summary import run_summary
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Bytes copied from an upload at a time.
 COPY_CHUNK = 1 << 20
+# Requests that bring no body: they pass the upload limits untouched.
+BODILESS_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def page_html() -> str:
@@ -55,31 +64,60 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """ASGI middleware: a request whose body is over ``max_bytes`` gets 413, whether it says
-    so in ``Content-Length`` or streams past it, before the form parser spools it to disk."""
+class _ServerBusy(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """ASGI middleware bounding request bodies before the form parser spools them to disk.
+
+    One body over ``max_bytes`` gets 413, whether its ``Content-Length`` says so or it streams
+    past it. All bodies being received or held at once share ``max_bytes_in_flight`` (a
+    declared length is reserved whole when the request arrives, a streamed body as it comes)
+    and at most ``max_uploads`` requests with a body are in flight; a request beyond either
+    gets 503. The limit per request alone would let a few concurrent uploads fill the
+    temporary folder.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_bytes_in_flight: int,
+                 max_uploads: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_bytes_in_flight = max_bytes_in_flight
+        self.max_uploads = max_uploads
+        # Requests run on one event loop: these change only between its steps.
+        self.bytes_in_flight = 0
+        self.uploads_in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in BODILESS_METHODS:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        declared_bytes = int(declared) if declared.isdigit() else 0
+        if declared_bytes > self.max_bytes:
+            await self._refuse_too_large(scope, send)
             return
-        received = 0
+        if self.uploads_in_flight >= self.max_uploads \
+                or self.bytes_in_flight + declared_bytes > self.max_bytes_in_flight:
+            await self._refuse_busy(scope, send)
+            return
+        self.uploads_in_flight += 1
+        self.bytes_in_flight += declared_bytes
+        reserved, received = declared_bytes, 0
         started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, reserved
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 raise _BodyTooLarge
+            if received > reserved:
+                if self.bytes_in_flight + received - reserved > self.max_bytes_in_flight:
+                    raise _ServerBusy
+                self.bytes_in_flight += received - reserved
+                reserved = received
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -89,15 +127,29 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except (_BodyTooLarge, _ServerBusy) as refusal:
             if started:
                 raise
-            await self._refuse(scope, send)
+            if isinstance(refusal, _BodyTooLarge):
+                await self._refuse_too_large(scope, send)
+            else:
+                await self._refuse_busy(scope, send)
+        finally:
+            self.uploads_in_flight -= 1
+            self.bytes_in_flight -= reserved
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse_too_large(self, scope: Scope, send: Send) -> None:
         response = JSONResponse({"error": f"the upload is over the server's limit of "
                                           f"{self.max_bytes / 2**20:.0f} MiB in all; send "
                                           "fewer or smaller files"}, status_code=413)
+        await response(scope, _no_body, send)
+
+    async def _refuse_busy(self, scope: Scope, send: Send) -> None:
+        response = JSONResponse(
+            {"error": f"the server is busy with other uploads (at most {self.max_uploads} at "
+                      f"once, {self.max_bytes_in_flight / 2**20:.0f} MiB in all); try again "
+                      "when they have finished"},
+            status_code=503, headers={"Retry-After": "10"})
         await response(scope, _no_body, send)
 
 
@@ -105,12 +157,21 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_app(analyser: UploadAnalyser, summary: dict[str, Any]) -> FastAPI:
+def create_app(analyser: UploadAnalyser, summary: dict[str, Any],
+               access: AccessPolicy) -> ASGIApp:
     """The application for one loaded run: ``analyser`` predicts, ``summary`` is the run
-    panel's content (:func:`mammohybrid.serve.summary.run_summary`)."""
+    panel's content (:func:`mammohybrid.serve.summary.run_summary`), ``access`` says whom it
+    answers (:mod:`mammohybrid.serve.security`).
+
+    Outermost first: the security headers (on every answer, refusals and server errors
+    included), the access checks (before any body is read), the upload limits, the routes.
+    """
     limits = analyser.limits
     app = FastAPI(title="mammohybrid", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes,
+                       max_bytes_in_flight=limits.max_bytes_in_flight,
+                       max_uploads=limits.max_uploads_at_once)
+    app.add_middleware(AccessGuard, policy=access)
     # One request at a time through the model: Keras models are not thread-safe, and on a
     # CPU one prediction already uses every core.
     model_lock = threading.Lock()
@@ -153,21 +214,30 @@ def create_app(analyser: UploadAnalyser, summary: dict[str, Any]) -> FastAPI:
             return JSONResponse({"error": f"upload refused: {error.detail}"},
                                 status_code=error.status_code)
 
-    return app
+    return SecurityHeaders(app, security_headers(page))
 
 
 def _save(item: UploadFile, folder: Path, limits: UploadLimits) -> Upload:
     """Copy one upload (spooled by the form parser) into ``folder``, its own so that equal
-    names do not collide, unless it is over the size limit."""
+    names do not collide, unless it is over the size limit. Whatever goes wrong (a name the
+    file system refuses, a full disk) costs this file alone; its spooled copy is dropped as
+    soon as it is copied, so the upload is not held twice on disk."""
     name = safe_file_name(item.filename or "")
-    folder.mkdir()
     path = folder / name
     copied = 0
-    item.file.seek(0)
-    with open(path, "wb") as handle:
-        while (chunk := item.file.read(COPY_CHUNK)) and copied <= limits.max_file_bytes:
-            copied += len(chunk)
-            handle.write(chunk)
+    try:
+        folder.mkdir()
+        item.file.seek(0)
+        with open(path, "wb") as handle:
+            while (chunk := item.file.read(COPY_CHUNK)) and copied <= limits.max_file_bytes:
+                copied += len(chunk)
+                handle.write(chunk)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        return Upload(name, error=f"{name}: cannot be saved on the server "
+                                  f"({error.strerror or type(error).__name__})")
+    finally:
+        item.file.close()
     if copied > limits.max_file_bytes:
         path.unlink()
         return Upload(name, error=f"{name}: over the server's limit of "
@@ -177,7 +247,9 @@ def _save(item: UploadFile, folder: Path, limits: UploadLimits) -> Upload:
 
 def app_for_run(predictor: Predictor, run_dir: str | os.PathLike[str],
                 limits: UploadLimits | None = None,
-                metrics_files: Sequence[str | os.PathLike[str]] = ()) -> FastAPI:
-    """The application for a run loaded as ``predictor`` from ``run_dir``."""
+                metrics_files: Sequence[str | os.PathLike[str]] = (), *,
+                access: AccessPolicy) -> ASGIApp:
+    """The application for a run loaded as ``predictor`` from ``run_dir``, answering as
+    ``access`` says."""
     analyser = UploadAnalyser(predictor, limits or UploadLimits())
-    return create_app(analyser, run_summary(run_dir, predictor, metrics_files))
+    return create_app(analyser, run_summary(run_dir, predictor, metrics_files), access)

@@ -5,6 +5,7 @@ closed network refuses them, and the page's test counts every request)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,12 @@ def find_chromium() -> tuple[str | None, str | None]:
 
 
 def chromium_driver(profile: Path, width: int = 1400, height: int = 2200,
-                    log_requests: bool = False) -> Any:
+                    log_requests: bool = False, downloads: Path | None = None,
+                    flags: Sequence[str] = ()) -> Any:
     """A Selenium driver of the system's headless Chromium with a fresh profile in
-    ``profile``; ``log_requests`` keeps every request in the ``performance`` log."""
+    ``profile``; ``log_requests`` keeps every request in the ``performance`` log;
+    ``downloads``: the folder downloads are saved to, without asking; ``flags``: more
+    command-line flags."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -42,10 +47,13 @@ def chromium_driver(profile: Path, width: int = 1400, height: int = 2200,
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in (*CHROMIUM_FLAGS, f"--window-size={width},{height}",
-                 f"--user-data-dir={profile}"):
+                 f"--user-data-dir={profile}", *flags):
         options.add_argument(flag)
     if log_requests:
         options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    if downloads is not None:
+        options.add_experimental_option("prefs", {
+            "download.default_directory": str(downloads), "download.prompt_for_download": False})
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
@@ -66,14 +74,20 @@ def start_serving(run_dir: Path, port: int, log: Path,
                                 stdout=output, stderr=subprocess.STDOUT)
 
 
-def wait_until_serving(url: str, alive: Any, timeout_s: float) -> bool:
-    """Poll ``url`` until it answers (True), ``alive()`` turns false or ``timeout_s`` passes
-    (False)."""
+def wait_until_serving(log: Path, alive: Any, timeout_s: float) -> str | None:
+    """The address ``mammohybrid serve`` printed in ``log`` (its token included), once it
+    answers; None if ``alive()`` turns false or ``timeout_s`` passes first."""
     deadline = time.monotonic() + timeout_s
     while alive() and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return True
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.5)
-    return False
+        printed = re.search(r" at (http://\S+) \(Ctrl\+C stops\)", log.read_text(errors="replace"))
+        if printed:
+            try:
+                with urllib.request.urlopen(printed[1], timeout=5):
+                    return printed[1]
+            except urllib.error.HTTPError:
+                # It answered (urllib follows the address's redirect without its cookie).
+                return printed[1]
+            except (urllib.error.URLError, ConnectionError):
+                pass
+        time.sleep(0.5)
+    return None

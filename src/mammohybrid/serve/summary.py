@@ -43,6 +43,9 @@ def evaluation_summary(path: Path) -> dict[str, Any]:
             interval = metric_interval(metrics, name) or [None, None]
             rows.append({"metric": METRIC_LABELS.get(name, name), "value": metrics.get(name),
                          "low": interval[0], "high": interval[1]})
+    except RecursionError:
+        raise MammohybridError(f"{path}: not a metrics.json written by evaluate (nested too "
+                               "deeply)") from None
     except (OSError, ValueError, TypeError, AttributeError) as error:
         raise MammohybridError(f"{path}: not a metrics.json written by evaluate ({error})") \
             from None

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from mammohybrid.errors import ConfigError
 from mammohybrid.tensorflow_env import configure_tensorflow, tensorflow_environment
+from mammohybrid.workflows.reachable import split_address, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +133,31 @@ def open_executor(name: str = "serial", address: str | None = None,
     ray = import_ray()
     connected_here = not ray.is_initialized()
     if connected_here:
+        address = address or os.environ.get("RAY_ADDRESS")
+        check_ray_address(address)
         try:
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"),
-                     logging_level=logging.WARNING, configure_logging=False)
+            ray.init(address=address, logging_level=logging.WARNING, configure_logging=False)
         except ConnectionError as error:
-            raise ConfigError(f"cannot reach the Ray cluster at '{address}': {error}") from error
+            raise ConfigError(f"cannot reach the Ray cluster at {address}: {error}") from error
     try:
         yield RayExecutor(ray, resources)
     finally:
         if connected_here:
             ray.shutdown()
+
+
+def check_ray_address(address: str | None) -> None:
+    """Raise :class:`ConfigError` in a few seconds if nothing answers at a ``HOST:PORT`` or
+    ``ray://HOST:PORT`` address: Ray itself would retry it for minutes, deaf to Ctrl-C
+    (``auto``, ``local`` and no address are Ray's to find)."""
+    where = split_address(address) if address else None
+    if where is None:
+        return
+    problem = unreachable(*where)
+    if problem is not None:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {problem} (is its head "
+                          "node started, with `ray start --head`? without --address, Ray "
+                          "starts on this machine)")
 
 
 def check_callbacks(executor: Executor, callbacks: Sequence[Any]) -> None:

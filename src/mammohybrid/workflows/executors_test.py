@@ -86,3 +86,22 @@ def test_ray_tasks_start_tensorflow_with_the_drivers_settings(monkeypatch):
     env_vars = ray.options["runtime_env"]["env_vars"]
     assert env_vars[ONEDNN_VARIABLE] == "0" and env_vars[LOG_LEVEL_VARIABLE] == "2"
     assert env_vars["TF_NUM_INTRAOP_THREADS"] == "2" and ray.options["num_gpus"] == 0.0
+
+
+def test_a_ray_address_nobody_answers_at_fails_at_once_naming_it(monkeypatch, closed_port):
+    """Ray would retry it for minutes, deaf to Ctrl-C: it is never handed the address."""
+    ray = pytest.importorskip("ray")
+    def never(**kwargs):
+        raise AssertionError(f"ray.init was called with {kwargs}")
+
+    monkeypatch.setattr(ray, "init", never)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    address = f"127.0.0.1:{closed_port}"
+    with pytest.raises(ConfigError, match=f"cannot reach the Ray cluster at {address}: "
+                                          "connection refused"):
+        with open_executor("ray", address):
+            pass
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://{address}")
+    with pytest.raises(ConfigError, match=f"at ray://{address}: connection refused"):
+        with open_executor("ray"):
+            pass

@@ -29,6 +29,7 @@ from typing import Any
 from mammohybrid.config import Config, config_to_dict, flatten, load_config
 from mammohybrid.errors import MammohybridError
 from mammohybrid.run_dir import RunDir
+from mammohybrid.workflows.reachable import split_address, unreachable
 
 DEFAULT_EXPERIMENT = "mammohybrid"
 # Files of a run directory worth keeping beside the metrics (the model itself is too large).
@@ -61,6 +62,13 @@ def _prepare_uri(uri: str) -> str:
         except ImportError:
             raise TrackingError(f"--mlflow {uri}: an SQLite store needs SQLAlchemy "
                                 "(pip install mlflow, or use a file: URI)") from None
+    elif uri.startswith(("http://", "https://")):
+        # MLflow would retry a server that is not there for minutes, silently.
+        where = split_address(uri)
+        problem = unreachable(*where) if where else "no host in the URI"
+        if problem is not None:
+            raise TrackingError(f"--mlflow {uri}: cannot reach the tracking server ({problem}); "
+                                "is `mlflow server` running there?")
     return uri
 
 

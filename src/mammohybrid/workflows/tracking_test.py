@@ -113,3 +113,18 @@ def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path, toy, tiny_co
     assert json.loads(run.info.read_text())["epochs"] == 2
     with pytest.raises(ConfigError, match="another configuration"):
         ensure_trained(None, config("train.epochs=2", "model.pooling=max"), run)
+
+
+def test_a_tracking_server_nobody_answers_at_fails_at_once_naming_it(monkeypatch,
+                                                                    closed_port):
+    """MLflow would retry it for minutes, silently: no client is made for it."""
+    from mlflow import tracking
+
+    def never(**kwargs):
+        raise AssertionError(f"MlflowClient made with {kwargs}")
+
+    monkeypatch.setattr(tracking, "MlflowClient", never)
+    uri = f"http://127.0.0.1:{closed_port}"
+    with pytest.raises(TrackingError, match=f"--mlflow {uri}: cannot reach the tracking "
+                                            "server \\(connection refused\\)"):
+        Tracker(uri)
