@@ -10,9 +10,10 @@ frozen-backbone feature cache save?
    each epoch;
 2. pipeline: the real ``mammohybrid.training.train`` over a pre-processed dataset on disk
    (229-px PNGs + manifest generated in a temporary folder) with the same model, batch size and
-   seed; images/s of the training phase of each epoch (validation, backups and logs excluded,
-   as in 1). The first epoch of both is left out (graph tracing; for 2 also decoding and
-   filling the cache);
+   seed; images/s of the training phase of each epoch (from its start to the end of its last
+   training batch: validation, backups and logs excluded, as in 1), and the per-epoch split of
+   the rest (validation and callbacks, backup and logs). The first epoch of both is left out
+   (graph tracing; for 2 also decoding and filling the cache);
 3. frozen: per-epoch time (train + validation + backup, from ``run.json``) of ``train`` with
    frozen backbones (``model.trainable: none``) recomputing the backbones every epoch
    (``train.feature_cache: off``) against the cached-feature fast path (``auto``), epochs after
@@ -67,35 +68,44 @@ import tensorflow as tf  # noqa: E402
 from mammohybrid.config import Config, load_config  # noqa: E402
 from mammohybrid.models import build_model  # noqa: E402
 from mammohybrid.training import train  # noqa: E402
-from mammohybrid.training.data import ImageSplit, load_splits  # noqa: E402
+from mammohybrid.training.data import (  # noqa: E402
+    PREFETCH_BATCHES,
+    ImageSplit,
+    fixed_pipeline,
+    load_splits,
+)
 from mammohybrid.training.devices import cpu_kernels  # noqa: E402
 from mammohybrid.training.runtime import seed_everything, training_runtime  # noqa: E402
 from mammohybrid.training.toydata import make_toy_dataset  # noqa: E402
 from mammohybrid.training.trainer import compile_for_training  # noqa: E402
 
 
-class TrainPhaseTimer(keras.callbacks.Callback):
-    """Seconds of the training phase of each epoch (epoch start to validation start)."""
+class EpochSplit(keras.callbacks.Callback):
+    """Where each epoch's time goes, from the callback's place in ``fit``'s list: the training
+    phase (epoch start to the end of its last training batch: input pipeline and train steps),
+    what runs after it inside ``fit`` before this callback's epoch end (the product's
+    validation pass, which comes first in its list, and the progress bar), and the time between
+    one epoch's end and the next one's start (the product's backup, history, TensorBoard
+    logs)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
-        self._open = False
+        self.parts: dict[str, list[float]] = {"train phase": [], "validation and callbacks": [],
+                                              "backup and logs": []}
+        self._start = self._last_batch = self._previous_end = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start, self._open = time.perf_counter(), True
+        self._start = time.perf_counter()
+        if self._previous_end:
+            self.parts["backup and logs"].append(self._start - self._previous_end)
 
-    def _close(self) -> None:
-        if self._open:
-            self.seconds.append(time.perf_counter() - self._start)
-            self._open = False
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        self._close()
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._last_batch = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._close()  # epochs without validation
+        self._previous_end = time.perf_counter()
+        self.parts["train phase"].append(self._last_batch - self._start)
+        self.parts["validation and callbacks"].append(self._previous_end - self._last_batch)
 
 
 def config_for(manifest: Path, args: argparse.Namespace, *extra: str) -> Config:
@@ -106,7 +116,8 @@ def config_for(manifest: Path, args: argparse.Namespace, *extra: str) -> Config:
 
 
 def raw_images_per_second(config: Config, epochs: int) -> list[float]:
-    """(1): fit on decoded, batched, in-memory float32 tensors."""
+    """(1): fit on decoded, batched, in-memory float32 tensors; images/s of each epoch's
+    training phase after the first."""
     seed_everything(config.seed, config.train.deterministic)
     split = ImageSplit(load_splits(config)["train"], config.model.input_size,
                        config.train.batch_size)
@@ -115,17 +126,22 @@ def raw_images_per_second(config: Config, epochs: int) -> list[float]:
     dataset = dataset.batch(config.train.batch_size).cache()
     model = build_model(config.model)
     compile_for_training(model, config.train, steps_per_epoch=len(dataset))
-    timer = TrainPhaseTimer()
-    model.fit(dataset.prefetch(2), epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
-    return [len(split) / s for s in timer.seconds[1:]]
+    timer = EpochSplit()
+    # tf.data's autotuning off, as the product's pipeline has it (training/data.py).
+    model.fit(fixed_pipeline(dataset.prefetch(PREFETCH_BATCHES)), epochs=epochs, shuffle=False,
+              verbose=0, callbacks=[timer])
+    return [len(split) / s for s in timer.parts["train phase"][1:]]
 
 
-def pipeline_images_per_second(config: Config, out: Path) -> list[float]:
-    """(2): the real train() over PNG files."""
-    timer = TrainPhaseTimer()
+def pipeline_images_per_second(config: Config, out: Path) -> tuple[list[float],
+                                                                    dict[str, list[float]]]:
+    """(2): the real train() over PNG files; images/s of each epoch's training phase after the
+    first, and every epoch's split (:class:`EpochSplit`) after the first."""
+    timer = EpochSplit()
     train(config, out, callbacks=[timer])
     n = len(load_splits(config)["train"])
-    return [n / s for s in timer.seconds[1:]]
+    return ([n / s for s in timer.parts["train phase"][1:]],
+            {part: seconds[1:] for part, seconds in timer.parts.items()})
 
 
 def epoch_seconds(config: Config, out: Path) -> tuple[list[float], float]:
@@ -159,11 +175,11 @@ class ProductPaperStep:
 
     def images_per_second(self) -> float:
         """One epoch over the split (as the trainer runs it); images/s of its training phase."""
-        timer = TrainPhaseTimer()
+        timer = EpochSplit()
         self.model.fit(self.split.epoch(self.epoch, self.config.seed), epochs=self.epoch + 1,
                        initial_epoch=self.epoch, shuffle=False, verbose=0, callbacks=[timer])
         self.epoch += 1
-        return len(self.split) / timer.seconds[0]
+        return len(self.split) / timer.parts["train phase"][0]
 
 
 class PlainKerasPaperStep:
@@ -192,9 +208,9 @@ class PlainKerasPaperStep:
         self.images = len(images)
 
     def images_per_second(self) -> float:
-        timer = TrainPhaseTimer()
+        timer = EpochSplit()
         self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=[timer])
-        return self.images / timer.seconds[0]
+        return self.images / timer.parts["train phase"][0]
 
 
 # The variants of --paper, each in a process of its own: TensorFlow reads its kernel choice
@@ -341,14 +357,24 @@ def main() -> None:
 
         raw: list[float] = []
         pipeline: list[float] = []
+        split: dict[str, list[float]] = {}
         for repeat in range(repeats):
             raw += raw_images_per_second(config, args.epochs)
-            pipeline += pipeline_images_per_second(config, root / f"pipeline{repeat}")
+            rates, parts = pipeline_images_per_second(config, root / f"pipeline{repeat}")
+            pipeline += rates
+            for part, seconds in parts.items():
+                split.setdefault(part, []).extend(seconds)
             print(f"  repeat {repeat + 1}: raw {statistics.median(raw):.1f} img/s, pipeline "
                   f"{statistics.median(pipeline):.1f} img/s (medians so far)", flush=True)
         raw_median, pipeline_median = statistics.median(raw), statistics.median(pipeline)
         print(f"(1) raw train step, in-memory tensors: {raw_median:.1f} images/s")
         print(f"(2) train() pipeline from PNG files:   {pipeline_median:.1f} images/s")
+        train_phase = statistics.median(split["train phase"])
+        print(f"(2) per-epoch split, medians over epochs after the first: train phase "
+              f"{train_phase:.3f} s (of which the train steps at (1)'s rate "
+              f"{n_train / raw_median:.3f} s, the input pipeline's share the rest), "
+              + ", ".join(f"{part} {statistics.median(seconds):.3f} s"
+                          for part, seconds in split.items() if part != "train phase"))
 
         frozen = [f"model.backbones=[{','.join(args.frozen_backbones)}]", "model.trainable=none",
                   f"train.augment_copies={2 if args.quick else 4}"]

@@ -5,6 +5,11 @@ the model's input, cached in memory once (greyscale uint8: 1,318 CBIS-DDSM crops
 take 69 MB), shuffled per epoch, batched, then turned into the model's float32 RGB [0, 255]
 input, with the next batches prefetched while the model works.
 
+tf.data's autotuning is off (:func:`fixed_pipeline`): its thread wakes up at growing intervals
+and deleting an iterator waits for the next wake-up, so every epoch and every ``predict``,
+each of which deletes one, returned seconds after its last batch (``docs/model.md``,
+"Performance"). Parallelism and prefetching are fixed instead.
+
 Determinism: epoch ``e`` is shuffled with a seed derived from (seed, e) alone, so the order of
 any epoch is the same whether the run went straight through or was resumed at ``e``.
 """
@@ -23,8 +28,17 @@ from mammohybrid.data.manifest import check_no_patient_leak, read_manifest, usab
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.training.callbacks import BatchProgress
+from mammohybrid.workers import usable_cores
 
-AUTOTUNE = tf.data.AUTOTUNE
+PARALLEL_CALLS = usable_cores()  # decoding and conversion: one image per core at a time
+PREFETCH_BATCHES = 2  # ready while the model works on the current one
+
+
+def fixed_pipeline(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.data's autotuning off (see the module doc)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 # --------------------------------------------------------------------------- manifest
@@ -98,7 +112,7 @@ class ImageSplit:
             raise ManifestError(f"{len(missing)} image file(s) of the manifest are missing, "
                                 f"e.g. {missing[0]}")
         images = tf.data.Dataset.from_tensor_slices(self.paths).map(
-            lambda path: decode_image(path, input_size), num_parallel_calls=AUTOTUNE,
+            lambda path: decode_image(path, input_size), num_parallel_calls=PARALLEL_CALLS,
             deterministic=True)
         labels = tf.data.Dataset.from_tensor_slices(self.labels[:, None])
         decoded = tf.data.Dataset.zip(images, labels)
@@ -112,9 +126,10 @@ class ImageSplit:
         return -(-len(self) // self.batch_size)
 
     def _batched(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
-        return (dataset.batch(self.batch_size)
-                .map(lambda x, y: (to_model_input(x), y), num_parallel_calls=AUTOTUNE)
-                .prefetch(AUTOTUNE))
+        return fixed_pipeline(
+            dataset.batch(self.batch_size)
+            .map(lambda x, y: (to_model_input(x), y), num_parallel_calls=PARALLEL_CALLS)
+            .prefetch(PREFETCH_BATCHES))
 
     def epoch(self, epoch: int, seed: int) -> tf.data.Dataset:
         """Shuffled (image, label) batches of training epoch ``epoch``."""

@@ -38,7 +38,12 @@ from mammohybrid.models.hybrid import (
     branches,
 )
 from mammohybrid.progress import progress_bar
-from mammohybrid.training.data import AUTOTUNE, ImageSplit, epoch_seed
+from mammohybrid.training.data import (
+    PREFETCH_BATCHES,
+    ImageSplit,
+    epoch_seed,
+    fixed_pipeline,
+)
 
 META_FILE = "meta.json"
 
@@ -120,7 +125,7 @@ class FeatureCache:
                                else "val")
         with progress_bar() as bar:
             task = bar.add_task(label, total=split.steps)
-            for batch in split.images().prefetch(AUTOTUNE):
+            for batch in split.images():
                 for store, value in zip(outputs, features(batch), strict=True):
                     store.append(np.asarray(value, dtype=np.float32))
                 bar.advance(task)
@@ -138,16 +143,17 @@ class FeatureCache:
         """Shuffled (features, label) batches of epoch ``epoch`` (copy ``epoch mod copies``)."""
         arrays = self._arrays(f"train-c{epoch % self.copies}.npz")
         dataset = tf.data.Dataset.from_tensor_slices((tuple(arrays), self.train.labels[:, None]))
-        return (dataset.shuffle(len(self.train), seed=epoch_seed(self.config.seed, epoch),
-                                reshuffle_each_iteration=False)
-                .batch(self.train.batch_size).prefetch(AUTOTUNE))
+        return fixed_pipeline(
+            dataset.shuffle(len(self.train), seed=epoch_seed(self.config.seed, epoch),
+                            reshuffle_each_iteration=False)
+            .batch(self.train.batch_size).prefetch(PREFETCH_BATCHES))
 
     def validation(self) -> tf.data.Dataset:
         """(features, label) batches of the validation split."""
         if self._validation is None:
             with np.load(self.folder / "val.npz") as data:
                 arrays = tuple(data[f"b{i}"] for i in range(len(data.files)))
-            self._validation = (tf.data.Dataset.from_tensor_slices(
+            self._validation = fixed_pipeline(tf.data.Dataset.from_tensor_slices(
                 (arrays, self.val.labels[:, None])).batch(self.val.batch_size).cache())
         return self._validation
 
