@@ -30,7 +30,7 @@ from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.models.compile import compile_hybrid
-from mammohybrid.models.hybrid import build_model, float32_policy, nested_layers
+from mammohybrid.models.hybrid import build_model, float32_policy, refresh_cached_state
 from mammohybrid.models.tta import with_test_time_augmentation
 from mammohybrid.progress import console, progress_bar
 from mammohybrid.run_dir import RunDir
@@ -74,14 +74,6 @@ def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
     if (counts == 0).any():
         raise ConfigError("train.class_weight: balanced needs both classes in the train split")
     return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1)}
-
-
-def refresh_cached_state(model: keras.Model) -> None:
-    """Layers that cache tensors computed from their variables (Keras' Normalization) must
-    recompute them after the variables were assigned directly."""
-    for layer in nested_layers(model):
-        if hasattr(layer, "finalize_state") and layer.built:
-            layer.finalize_state()
 
 
 def export_model(config: Config, weights: list[np.ndarray], path: Path) -> keras.Model:
