@@ -318,7 +318,9 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
     assert run["threshold"] == threshold
     assert run["config_yaml"] == (run_dir / "config.yaml").read_text()
     assert ["pre-processing", "gaussian"] in run["facts"]
+    assert ["backend", "keras"] in run["facts"]
     assert run["evaluations"] == []
+    assert run["model_card"].startswith("# Model card") and "Not evaluated yet" in run["model_card"]
     assert run["limits"] == {"max_file_bytes": LIMITS.max_file_bytes,
                              "max_files": LIMITS.max_files, "max_pixels": LIMITS.max_pixels}
 
@@ -334,8 +336,12 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
     metrics = metrics_report(predictions, predictor.threshold, config, 0, "test")
     (folder / "metrics.json").write_text(json.dumps(metrics))
     with serving(predictor, copy) as fresh:
-        evaluation, = fresh.get("/api/run").json()["evaluations"]
+        summary = fresh.get("/api/run").json()
+    evaluation, = summary["evaluations"]
     assert evaluation["split"] == "test" and evaluation["n"] == 40
+    # The model card shows the same evaluation.
+    assert "**test split**: 40 images of 20 patients" in summary["model_card"]
+    assert f"| ROC AUC | {metrics['auc']:.3f} |" in summary["model_card"]
     auc = next(row for row in evaluation["metrics"] if row["metric"] == "ROC AUC")
     assert auc["value"] == metrics["auc"]
     assert [auc["low"], auc["high"]] == metrics["auc_ci95"]

@@ -41,6 +41,23 @@ class RunDir:
         return self.root / "model.keras"
 
     @property
+    def onnx_model(self) -> Path:
+        """The inference graph exported for ONNX Runtime (``mammohybrid export``), with the
+        run's configuration and threshold in its metadata."""
+        return self.root / "model.onnx"
+
+    @property
+    def saved_model(self) -> Path:
+        """The inference graph exported as a TensorFlow SavedModel (a folder)."""
+        return self.root / "saved_model"
+
+    @property
+    def model_card(self) -> Path:
+        """What the model is, what it was trained and measured on, and what it is for
+        (Markdown)."""
+        return self.root / "model_card.md"
+
+    @property
     def last_model(self) -> Path:
         """The model after the last finished epoch."""
         return self.root / "last.keras"

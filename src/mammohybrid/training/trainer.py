@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from mammohybrid.config import Config, TrainConfig, config_to_dict, load_config,
 from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
+from mammohybrid.model_card import data_summary, write_model_card
 from mammohybrid.models.compile import compile_hybrid
 from mammohybrid.models.hybrid import build_model, float32_policy, refresh_cached_state
 from mammohybrid.models.tta import with_test_time_augmentation
@@ -332,7 +334,8 @@ def _train_epochs(config: Config, run: RunDir, plan: _Plan, tracked: _Tracked,
 
 def _finish(config: Config, run: RunDir, state: TrainingState, threshold: ThresholdChoice,
             splits: dict[str, pd.DataFrame], runtime: Runtime, seconds: float) -> None:
-    """Curves (of a head trained in epochs), the threshold, run.json, then DONE."""
+    """Curves (of a head trained in epochs), the threshold, run.json, the model card, then
+    DONE."""
     if config.train.head == "keras":
         plot_training_curves(pd.read_csv(run.history), run.curves, state.best_epoch,
                              title=" + ".join(config.model.backbones))
@@ -351,6 +354,9 @@ def _finish(config: Config, run: RunDir, state: TrainingState, threshold: Thresh
         "feature_cache": uses_feature_cache(config),
         **state.extra,
         "images": {name: len(frame) for name, frame in splits.items()},
+        "data": data_summary(splits, config.data.manifest),
         "runtime": runtime.describe(),
+        "environment": {"python": platform.python_version(), "platform": platform.platform()},
     })
+    write_model_card(run)
     atomic_write_text(run.done, dt.datetime.now(dt.UTC).isoformat() + "\n")
