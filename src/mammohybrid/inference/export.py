@@ -57,6 +57,7 @@ from mammohybrid.fileio import (
 )
 from mammohybrid.inference.backends import OnnxScorer
 from mammohybrid.run_dir import RunDir, parse_threshold
+from mammohybrid.tensorflow_env import LOG_LEVEL_VARIABLE
 
 ExportFormat = Literal["onnx", "savedmodel"]
 FORMATS: tuple[ExportFormat, ...] = ("onnx", "savedmodel")
@@ -378,17 +379,22 @@ def _replace_folder(source: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def _converter_output(quiet: bool) -> Iterator[None]:
-    """tf2onnx logs every conversion step at INFO and warns about NumPy 2: kept off the
-    terminal unless ``--debug``."""
-    if not quiet:
-        yield
-        return
+    """tf2onnx sets ``TF_CPP_MIN_LOG_LEVEL`` for the whole process when it is imported (the
+    processes started afterwards would inherit it): restored after the conversion. It also
+    logs every conversion step at INFO and warns about NumPy 2: kept off the terminal when
+    ``quiet`` (the command's default; ``--debug`` shows it)."""
+    saved = os.environ.get(LOG_LEVEL_VARIABLE)
     logger = logging.getLogger("tf2onnx")
     level = logger.level
-    logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            if quiet:
+                logger.setLevel(logging.ERROR)
+                warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
+        if saved is None:
+            os.environ.pop(LOG_LEVEL_VARIABLE, None)
+        else:
+            os.environ[LOG_LEVEL_VARIABLE] = saved

@@ -5,6 +5,7 @@ not belong to the run, is refused in one line."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -97,6 +98,15 @@ def test_a_run_directory_predicts_with_its_own_export_only(run_dir, tmp_path) ->
         Predictor.from_run(run.root, backend="onnxruntime")
     with pytest.raises(MammohybridError, match="is a file.*--backend onnxruntime"):
         Predictor.from_run(run.onnx_model)
+
+
+def test_the_converter_leaves_the_process_environment_as_it_was(run_dir, tmp_path,
+                                                                monkeypatch) -> None:
+    """tf2onnx sets TF_CPP_MIN_LOG_LEVEL when imported; the workers started later inherit the
+    environment."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    export_run(run_dir, "onnx", tmp_path / "env.onnx")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
 
 
 def test_dihedral_views_are_exported_inside_the_graph(run_dir, tmp_path) -> None:
