@@ -224,8 +224,9 @@ def _limits(data: Mapping[str, Any], config: Config) -> str:
                       "that new crops are of the kinds it was trained on.")
     patients = data.get("patients")
     if isinstance(patients, int):
-        limits.append(f"{patients} patients in all: intervals are wide on data this size, and "
-                      "one site's scanners and population may not carry to another's.")
+        limits.append(f"{patients} patients in training and validation, from the source(s) "
+                      "above: other sites' scanners and populations may not behave alike, and "
+                      "the evaluation's intervals say how precisely it was measured here.")
     limits.append("The threshold was chosen on this data's validation split; another site, "
                   "scanner or pre-processing may need its own.")
     limits.append(f"A crop is expected as the training crops were made (the "
