@@ -47,9 +47,11 @@ def export(
     onnxruntime.
     """
     from mammohybrid.inference.export import export_run
+    from mammohybrid.run_dir import RunDir
 
     mode = None if tta is None else ("dihedral" if tta else "none")
     result = export_run(run_dir, fmt.value, out, mode, quiet=not is_debug())
+    run_tta = RunDir.at(run_dir).load_config().model.tta
     exported = result.exported
     typer.echo(f"exported {run_dir} ({' + '.join(exported.config.model.backbones)}, "
                f"{exported.input_size} px, test-time augmentation {exported.tta}, threshold "
@@ -57,15 +59,10 @@ def export(
                f"{result.path} ({result.bytes / 1e6:.1f} MB)")
     typer.echo(f"checked: max |probability difference| to the Keras model "
                f"{exported.parity_max_abs_diff:.2g} on probe images")
-    if exported.tta != _run_tta(run_dir):
-        typer.echo(f"note: the run predicts with model.tta {_run_tta(run_dir)}; this export "
-                   f"with {exported.tta}, and the threshold was chosen for the run's setting")
+    if exported.tta != run_tta:
+        typer.echo(f"note: the run predicts with model.tta {run_tta}; this export with "
+                   f"{exported.tta}, and the threshold was chosen for the run's setting")
     if fmt is ExportFormat.onnx:
         typer.echo(f"predict with: mammohybrid predict --backend onnxruntime {result.path} "
                    "CROPS... --out predictions.csv")
 
-
-def _run_tta(run_dir: Path) -> str:
-    from mammohybrid.run_dir import RunDir
-
-    return RunDir.at(run_dir).load_config().model.tta
