@@ -108,3 +108,38 @@ def run_dir(tmp_path_factory, tiny_config) -> Path:
                          "evaluate.threshold=youden")
     make_toy_dataset(manifest.parent, size=32, config=config)
     return train(config, folder / "run").root
+
+
+# A sitecustomize that makes every import of TensorFlow or Keras fail: on PYTHONPATH, it runs
+# before the command (and in its worker processes, which inherit the environment).
+NO_TENSORFLOW = """
+import sys
+
+
+class NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} may not be imported here")
+        return None
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+@pytest.fixture(scope="session")
+def without_tensorflow(tmp_path_factory) -> dict[str, str]:
+    """The environment of a process that cannot import TensorFlow or Keras (checked): what
+    predicting with an ONNX export must do without."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("no-tensorflow")
+    (folder / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+    for module in ("tensorflow", "keras"):
+        probe = subprocess.run([sys.executable, "-c", f"import {module}"], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert probe.returncode != 0 and "may not be imported here" in probe.stderr
+    return env

@@ -19,14 +19,23 @@ paper's median chain.
   already started: its start-up is printed separately as the cold run);
 - pre-processing alone: the same worker pool without the model.
 
-Raw and end-to-end runs alternate, so that a change in the machine's load hits both; every
-figure is the median of the repeats. ``--workers`` defaults to every usable core, as
-``mammohybrid predict`` does. The last line is
+The same run is also exported to ONNX (``mammohybrid export``: the time and size are printed)
+and measured on ONNX Runtime (``Predictor.from_run(run, backend="onnxruntime")``) the same two
+ways, beside TensorFlow; ``--no-onnx`` leaves it out (the paper model's export needs about
+18 GB of memory). The parity figure is the largest |p_tensorflow - p_onnxruntime| over every
+crop of every raw and end-to-end run.
 
+Raw and end-to-end runs, and the two backends, alternate, so that a change in the machine's
+load hits all; every figure is the median of the repeats. ``--workers`` defaults to every
+usable core, as ``mammohybrid predict`` does. The last two lines are
+
+    predict_onnxruntime images_per_s=<end to end> forward_images_per_s=<raw> workers=<n>
+        parity_max_abs_diff=<max |p_tensorflow - p_onnxruntime|>
     predict images_per_s=<end to end> forward_images_per_s=<raw> workers=<n>
         end_to_end_efficiency=<end-to-end images/s / raw images/s>
 
-(one line). On a GPU machine the model is far faster than pre-processing: end to end is then
+(one line each; the first is missing with ``--no-onnx``; the figures of ``predict`` are
+TensorFlow's). On a GPU machine the model is far faster than pre-processing: end to end is then
 bounded by the pre-processing rate of the ``workers`` cores, which ``pre-processing alone``
 shows.
 
@@ -77,22 +86,12 @@ def model_config(preset: str, backbones: list[str] | None, input_size: int):
 
 def write_run(folder: Path, model_section) -> Path:
     """A finished run directory: random-weight model, default (median) pre-processing."""
-    from mammohybrid.config import Config, save_config
-    from mammohybrid.decision import ThresholdChoice
-    from mammohybrid.fileio import atomic_write_json
-    from mammohybrid.models import build_model
-    from mammohybrid.run_dir import RunDir
+    from mammohybrid.config import Config
+    from mammohybrid.training.toydata import write_untrained_run
 
-    run = RunDir.at(folder)
     config = Config(model=model_section)
     config.preprocess.output_size = model_section.input_size
-    folder.mkdir(parents=True, exist_ok=True)
-    build_model(config.model).save(run.model)
-    save_config(config, run.config)
-    atomic_write_json(run.threshold,
-                      ThresholdChoice(0.5, "fixed", "none", "benchmark").to_dict())
-    run.done.write_text("benchmark\n")
-    return folder
+    return write_untrained_run(folder, config, "benchmark").root
 
 
 def model_device() -> str:
@@ -131,6 +130,9 @@ def benchmark(args: argparse.Namespace) -> int:
               f"'{predictor.config.preprocess.strategy}'; {args.workers} worker process(es), "
               f"niceness {args.niceness}; {usable_cores()} usable CPU core(s); model on "
               f"{model_device()}; repeats {repeats} (medians)")
+        backends = {"tensorflow": predictor}
+        if not args.no_onnx:
+            backends["onnxruntime"] = onnx_predictor(run, args.niceness)
 
         # In-memory model inputs: the very tensors the end-to-end run feeds the model.
         processed = [predictor.ensemble(read_image(p))[predictor.ensemble.primary].image
@@ -138,43 +140,78 @@ def benchmark(args: argparse.Namespace) -> int:
         batches = [to_model_input(processed[i:i + args.batch_size])
                    for i in range(0, count, args.batch_size)]
 
-        def raw() -> None:
-            for batch in batches:
-                predictor.predict_batch(batch)
+        def raw(model: Predictor) -> np.ndarray:
+            return np.concatenate([model.predict_batch(batch) for batch in batches])
 
-        def end_to_end() -> None:
-            frame = predictor.predict_paths(paths, batch_size=args.batch_size,
-                                            workers=args.workers)
+        def end_to_end(model: Predictor) -> np.ndarray:
+            frame = model.predict_paths(paths, batch_size=args.batch_size, workers=args.workers)
             if (frame["error"] != "").any():
                 raise RuntimeError(f"prediction failed: {frame['error'].iloc[0]}")
+            return frame["probability"].to_numpy()
 
-        raw()  # traces the model for the full and the partial batch shape
-        cold = seconds(end_to_end)  # starts the worker pool
-        print(f"cold end to end (worker start-up included): {count / cold:.2f} images/s")
-        raw_times, e2e_times = [], []
-        for _ in range(repeats):
-            raw_times.append(seconds(raw))
-            e2e_times.append(seconds(end_to_end))
-        raw_rate = count / statistics.median(raw_times)
-        e2e_rate = count / statistics.median(e2e_times)
+        for name, model in backends.items():
+            raw(model)  # traces the model for the full and the partial batch shape
+            cold = seconds(lambda: end_to_end(model))  # starts the worker pool
+            print(f"cold end to end, {name} (worker start-up included): {count / cold:.2f} "
+                  "images/s")
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in backends}
+        raw_times: dict[str, list[float]] = {name: [] for name in backends}
+        e2e_times: dict[str, list[float]] = {name: [] for name in backends}
+        for _ in range(repeats):  # runs and backends alternate: a change of load hits all
+            for times, run_once in ((raw_times, raw), (e2e_times, end_to_end)):
+                for name, model in backends.items():
+                    start = time.perf_counter()
+                    outputs[name].append(run_once(model))
+                    times[name].append(time.perf_counter() - start)
+        raw_rate, e2e_rate = ({name: count / statistics.median(times[name]) for name in backends}
+                              for times in (raw_times, e2e_times))
         prep_pool = predictor.preparer(args.workers)
         prep_rate = count / statistics.median(
             seconds(lambda: list(prep_pool.map(paths))) for _ in range(repeats))
-        predictor.close()
-        print(f"raw model forward (in-memory tensors): {raw_rate:.2f} images/s")
+        for model in backends.values():
+            model.close()
+        print(f"raw model forward (in-memory tensors): {raw_rate['tensorflow']:.2f} images/s")
         print(f"pre-processing alone (read + chain, {args.workers} worker(s)): "
               f"{prep_rate:.2f} images/s")
-        print(f"end to end (predict_paths): {e2e_rate:.2f} images/s")
-        print(f"end to end / pre-processing alone: {e2e_rate / prep_rate:.3f} (1 = the model's "
-              "cost entirely hidden behind pre-processing)")
+        print(f"end to end (predict_paths): {e2e_rate['tensorflow']:.2f} images/s")
+        print(f"end to end / pre-processing alone: {e2e_rate['tensorflow'] / prep_rate:.3f} (1 = "
+              "the model's cost entirely hidden behind pre-processing)")
         print(f"no-gain bound when model and pre-processing share every core: "
-              f"{1 / (1 + raw_rate / prep_rate):.3f}")
+              f"{1 / (1 + raw_rate['tensorflow'] / prep_rate):.3f}")
+        if "onnxruntime" in backends:
+            # Every output of the alternating runs, raw and end to end, against TensorFlow's.
+            parity = max(float(np.max(np.abs(o - k))) for o, k in zip(
+                outputs["onnxruntime"], outputs["tensorflow"], strict=True))
+            print(f"onnxruntime: raw model forward {raw_rate['onnxruntime']:.2f} images/s "
+                  f"({raw_rate['onnxruntime'] / raw_rate['tensorflow']:.2f}x TensorFlow), end "
+                  f"to end {e2e_rate['onnxruntime']:.2f} images/s "
+                  f"({e2e_rate['onnxruntime'] / e2e_rate['tensorflow']:.2f}x); max "
+                  f"|p_tensorflow - p_onnxruntime| = {parity:.2g} over {count} crops x "
+                  f"{2 * repeats} runs")
         if args.sweep:
-            sweep(predictor, paths, args, repeats, raw, count)
-    efficiency = e2e_rate / raw_rate
-    print(f"predict images_per_s={e2e_rate:.2f} forward_images_per_s={raw_rate:.2f} "
+            sweep(predictor, paths, args, repeats, lambda: raw(predictor), count)
+    if "onnxruntime" in backends:
+        print(f"predict_onnxruntime images_per_s={e2e_rate['onnxruntime']:.2f} "
+              f"forward_images_per_s={raw_rate['onnxruntime']:.2f} workers={args.workers} "
+              f"parity_max_abs_diff={parity:.3g}")
+    efficiency = e2e_rate["tensorflow"] / raw_rate["tensorflow"]
+    print(f"predict images_per_s={e2e_rate['tensorflow']:.2f} "
+          f"forward_images_per_s={raw_rate['tensorflow']:.2f} "
           f"workers={args.workers} end_to_end_efficiency={efficiency:.3f}")
     return 0
+
+
+def onnx_predictor(run: Path, niceness: int):
+    """The run exported to ONNX (``mammohybrid export``) and loaded on ONNX Runtime."""
+    from mammohybrid.inference import Predictor
+    from mammohybrid.inference.export import export_run
+
+    result = export_run(run, "onnx")
+    print(f"ONNX export: {result.seconds:.1f} s, {result.bytes / 1e6:.1f} MB, checked to "
+          f"{result.exported.parity_max_abs_diff:.2g} on probe images")
+    predictor = Predictor.from_run(run, backend="onnxruntime")
+    predictor.worker_niceness = niceness
+    return predictor
 
 
 def sweep(predictor, paths: list[str], args: argparse.Namespace, repeats: int,
@@ -215,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=229)
     parser.add_argument("--sweep", action="store_true",
                         help="also measure workers 1/2 x niceness 0/10")
+    parser.add_argument("--no-onnx", action="store_true",
+                        help="TensorFlow only: no ONNX export and onnxruntime runs (the paper "
+                             "model's export needs about 18 GB of memory)")
     args = parser.parse_args(argv)
     if args.workers is None:
         from mammohybrid.workers import usable_cores

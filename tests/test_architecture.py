@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mammohybrid"
 # Lowest first. A name is a top-level module or sub-package of mammohybrid.
 LAYERS: list[set[str]] = [
     {"__init__", "config", "errors", "fileio", "imaging", "progress", "run_dir", "workers",
-     "decision", "tensorflow_env"},
+     "decision", "tensorflow_env", "model_card"},
     {"data"},
     {"preprocess"},
     {"models"},

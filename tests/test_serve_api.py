@@ -238,6 +238,68 @@ def test_filter_ensemble_is_predicts(run_dir, crops, tmp_path, monkeypatch) -> N
         assert "median filter" in [step["title"] for step in result["steps"]]
 
 
+def test_the_onnx_backend_serves_the_same_rows_without_gradcam(client, run_dir, crops,
+                                                               tmp_path) -> None:
+    from mammohybrid.inference.export import PARITY_TOLERANCE, export_run
+
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    export_run(copy, "onnx")
+    paths = [crops["dicom"], crops["png"], crops["text"]]
+    expected = upload(client, paths).json()["results"]
+    with Predictor.from_run(copy, backend="onnxruntime") as onnx_predictor, \
+            serving(onnx_predictor, copy) as onnx_client:
+        results = upload(onnx_client, paths).json()["results"]
+        assert ["backend", "onnxruntime"] in onnx_client.get("/api/run").json()["facts"]
+    for got, want in zip(results, expected, strict=True):
+        assert got["probability"] == pytest.approx(want["probability"], abs=PARITY_TOLERANCE)
+        assert (got["label"], got["error"]) == (want["label"], want["error"])
+        if not want["error"]:
+            assert [s["title"] for s in got["steps"]] == [s["title"] for s in want["steps"]]
+            assert "gradcam" not in got
+            assert got["gradcam_error"].startswith("Grad-CAM unavailable: Grad-CAM is a Keras "
+                                                   "feature")
+
+
+# The page on an ONNX export, in a process without TensorFlow: one upload and the run panel.
+SERVE_ONNX = """
+import json, sys
+from fastapi.testclient import TestClient
+from mammohybrid.inference import Predictor
+from mammohybrid.serve.app import app_for_run
+from mammohybrid.serve.security import AccessPolicy
+
+run, crop = sys.argv[1:]
+predictor = Predictor.from_run(run, backend="onnxruntime")
+access = AccessPolicy.for_server("127.0.0.1", token="t")
+client = TestClient(app_for_run(predictor, run, access=access), base_url="http://127.0.0.1:8000",
+                    headers={"Authorization": "Bearer t"})
+answer = client.post("/api/predict", files=[("files", ("crop.png", open(crop, "rb").read()))])
+result, = answer.json()["results"]
+panel = client.get("/api/run").json()
+print(json.dumps({"probability": result["probability"], "gradcam": result.get("gradcam_error"),
+                  "card": panel["model_card"][:12], "imported": [name for name in sys.modules
+                  if name.partition(".")[0] in ("tensorflow", "keras")]}))
+"""
+
+
+@pytest.mark.slow
+def test_the_page_on_an_onnx_export_needs_no_tensorflow(client, run_dir, crops, tmp_path,
+                                                        without_tensorflow) -> None:
+    from mammohybrid.inference.export import PARITY_TOLERANCE, export_run
+
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    export_run(copy, "onnx")
+    completed = subprocess.run([sys.executable, "-c", SERVE_ONNX, str(copy), str(crops["png"])],
+                               env=without_tensorflow, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    seen = json.loads(completed.stdout.strip().splitlines()[-1])
+    expected, = upload(client, [crops["png"]]).json()["results"]
+    assert seen["probability"] == pytest.approx(expected["probability"], abs=PARITY_TOLERANCE)
+    assert "Grad-CAM is a Keras feature" in seen["gradcam"]
+    assert seen["card"] == "# Model card" and seen["imported"] == []
+
+
 def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crops,
                                                                    monkeypatch) -> None:
     from mammohybrid.serve import analysis
@@ -318,7 +380,9 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
     assert run["threshold"] == threshold
     assert run["config_yaml"] == (run_dir / "config.yaml").read_text()
     assert ["pre-processing", "gaussian"] in run["facts"]
+    assert ["backend", "keras"] in run["facts"]
     assert run["evaluations"] == []
+    assert run["model_card"].startswith("# Model card") and "Not evaluated yet" in run["model_card"]
     assert run["limits"] == {"max_file_bytes": LIMITS.max_file_bytes,
                              "max_files": LIMITS.max_files, "max_pixels": LIMITS.max_pixels}
 
@@ -334,8 +398,12 @@ def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
     metrics = metrics_report(predictions, predictor.threshold, config, 0, "test")
     (folder / "metrics.json").write_text(json.dumps(metrics))
     with serving(predictor, copy) as fresh:
-        evaluation, = fresh.get("/api/run").json()["evaluations"]
+        summary = fresh.get("/api/run").json()
+    evaluation, = summary["evaluations"]
     assert evaluation["split"] == "test" and evaluation["n"] == 40
+    # The model card shows the same evaluation.
+    assert "**test split**: 40 images of 20 patients" in summary["model_card"]
+    assert f"| ROC AUC | {metrics['auc']:.3f} |" in summary["model_card"]
     auc = next(row for row in evaluation["metrics"] if row["metric"] == "ROC AUC")
     assert auc["value"] == metrics["auc"]
     assert [auc["low"], auc["high"]] == metrics["auc_ci95"]

@@ -44,3 +44,8 @@ class DiskFullError(MammohybridError):
 class OutputConflictError(MammohybridError):
     """An output would overwrite one of the command's inputs, or another process is writing
     to the same output folder."""
+
+
+class ExportError(MammohybridError):
+    """A run cannot be exported (ONNX, SavedModel), or an exported model does not belong to the
+    run or the product."""

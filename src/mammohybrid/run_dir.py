@@ -41,6 +41,23 @@ class RunDir:
         return self.root / "model.keras"
 
     @property
+    def onnx_model(self) -> Path:
+        """The inference graph exported for ONNX Runtime (``mammohybrid export``), with the
+        run's configuration and threshold in its metadata."""
+        return self.root / "model.onnx"
+
+    @property
+    def saved_model(self) -> Path:
+        """The inference graph exported as a TensorFlow SavedModel (a folder)."""
+        return self.root / "saved_model"
+
+    @property
+    def model_card(self) -> Path:
+        """What the model is, what it was trained and measured on, and what it is for
+        (Markdown)."""
+        return self.root / "model_card.md"
+
+    @property
     def last_model(self) -> Path:
         """The model after the last finished epoch."""
         return self.root / "last.keras"
@@ -100,35 +117,43 @@ class RunDir:
     def load_threshold(self) -> ThresholdChoice | None:
         """The threshold chosen on validation when training ended (None if not written).
 
-        Strict: a JSON object whose ``value`` is a finite number in [0, 1] (not a boolean,
-        not NaN) and whose ``method`` and ``split`` are text; anything else is a one-line
+        Strict (see :func:`parse_threshold`); anything else is a one-line
         :class:`MammohybridError` naming the file and the key."""
         from mammohybrid.config import read_text_file
-        from mammohybrid.decision import ThresholdChoice
 
         if not self.threshold.is_file():
             return None
-        where = f"{self.threshold}: not a valid threshold file"
-        advice = "; evaluate the run again to rewrite it"
-        try:
-            data = json.loads(read_text_file(self.threshold), parse_constant=_no_constant)
-        except (ValueError, RecursionError) as error:
-            raise MammohybridError(f"{where} ({type(error).__name__}: {error}){advice}") from None
-        if not isinstance(data, dict):
-            raise MammohybridError(f"{where} (expected a JSON object, found "
-                                   f"{type(data).__name__}){advice}")
-        value = data.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or not 0 <= value <= 1:
-            raise MammohybridError(f"{where} (key 'value': {value!r:.40} is not a number in "
-                                   f"[0, 1]){advice}")
-        text = {key: data.get(key, "") for key in ("method", "split", "detail")}
-        wrong = [key for key, item in text.items() if not isinstance(item, str)
-                 or (key != "detail" and not item)]
-        if wrong:
-            raise MammohybridError(f"{where} (key '{wrong[0]}' must be text){advice}")
-        return ThresholdChoice(value=float(value), method=text["method"], split=text["split"],
-                               detail=text["detail"])
+        return parse_threshold(read_text_file(self.threshold), str(self.threshold),
+                               "; evaluate the run again to rewrite it")
+
+
+def parse_threshold(text: str, where: str, advice: str = "") -> ThresholdChoice:
+    """A threshold written as ``threshold.json`` is: a JSON object whose ``value`` is a finite
+    number in [0, 1] (not a boolean, not NaN) and whose ``method`` and ``split`` are text.
+    Anything else is a one-line :class:`MammohybridError` naming ``where`` and the key, ending
+    in ``advice``."""
+    from mammohybrid.decision import ThresholdChoice
+
+    where = f"{where}: not a valid threshold file"
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise MammohybridError(f"{where} ({type(error).__name__}: {error}){advice}") from None
+    if not isinstance(data, dict):
+        raise MammohybridError(f"{where} (expected a JSON object, found "
+                               f"{type(data).__name__}){advice}")
+    value = data.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0 <= value <= 1:
+        raise MammohybridError(f"{where} (key 'value': {value!r:.40} is not a number in "
+                               f"[0, 1]){advice}")
+    text_keys = {key: data.get(key, "") for key in ("method", "split", "detail")}
+    wrong = [key for key, item in text_keys.items() if not isinstance(item, str)
+             or (key != "detail" and not item)]
+    if wrong:
+        raise MammohybridError(f"{where} (key '{wrong[0]}' must be text){advice}")
+    return ThresholdChoice(value=float(value), method=text_keys["method"],
+                           split=text_keys["split"], detail=text_keys["detail"])
 
 
 def _no_constant(name: str) -> float:

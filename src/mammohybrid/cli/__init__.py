@@ -11,6 +11,7 @@ from mammohybrid.cli import preprocess  # noqa: F401
 from mammohybrid.cli import model  # noqa: F401
 from mammohybrid.cli import evaluation  # noqa: F401
 from mammohybrid.cli import predict  # noqa: F401
+from mammohybrid.cli import export  # noqa: F401
 from mammohybrid.cli import serve  # noqa: F401
 from mammohybrid.cli import config_cmd  # noqa: F401
 from mammohybrid.cli import devices  # noqa: F401

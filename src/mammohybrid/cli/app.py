@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -44,6 +45,11 @@ def _root(
         os.environ[SHOW_DECODER_OUTPUT_ENV] = "1"
 
 
+def is_debug() -> bool:
+    """Whether ``--debug`` was given: commands then leave the libraries' own logging on."""
+    return _state["debug"]
+
+
 ConfigOption = Annotated[
     Optional[str],
     typer.Option("--config", "-c", help="YAML config file or preset name "
@@ -75,6 +81,22 @@ MaxFileMbOption = Annotated[
     typer.Option("--max-file-mb", min=0.001, metavar="MB",
                  help="Refuse image files larger than this (limits.max_file_mb; default "
                       "1024)."),
+]
+
+class Backend(str, Enum):
+    """``mammohybrid.inference.backends.BACKENDS`` (listed here: the CLI starts without
+    importing inference)."""
+
+    keras = "keras"
+    onnxruntime = "onnxruntime"
+
+
+BackendOption = Annotated[
+    Backend,
+    typer.Option("--backend", help="What runs the model: keras (the run's model.keras) or "
+                                   "onnxruntime (its ONNX export from `mammohybrid export`: the "
+                                   "same probabilities to 1e-5, no TensorFlow needed, no "
+                                   "Grad-CAM)."),
 ]
 
 # Exit statuses of commands that handle many items: 0 all done, 3 some failed (each with an

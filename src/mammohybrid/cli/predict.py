@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from mammohybrid.cli.app import (
+    Backend,
+    BackendOption,
     MaxFileMbOption,
     MaxPixelsOption,
     app,
@@ -24,7 +26,9 @@ SHOWN_FAILURES = 5
 
 @app.command("predict")
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (from train).")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A finished run directory (from train); with --backend onnxruntime, or its ONNX "
+             "export.")],
     inputs: Annotated[list[Path], typer.Argument(
         help="ROI crops (DICOM, PNG, JPEG, PGM, TIFF; 8 or 16 bit) or folders of them "
              "(searched recursively).")],
@@ -52,6 +56,7 @@ def predict(
              "spacing.")] = None,
     max_pixels: MaxPixelsOption = None,
     max_file_mb: MaxFileMbOption = None,
+    backend: BackendOption = Backend.keras,
 ) -> None:
     """Predict the malignancy of ROI crops with a trained run: the run's own
     pre-processing, model and decision threshold (chosen on validation).
@@ -60,19 +65,29 @@ def predict(
     threshold, kept_fraction, roi_empty, warnings, error. Unreadable or
     invalid files get a row with their error, the others are still
     predicted, and the exit status is then 3 (1 if none could be predicted).
+
+    With --backend onnxruntime, RUN_DIR may also be the ONNX file itself
+    (mammohybrid export), which carries the configuration and threshold;
+    no TensorFlow is needed.
     """
     from mammohybrid.config import save_config, with_overrides
     from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
     from mammohybrid.inference import Predictor, inputs_read, parse_strategies, predictions_csv
+    from mammohybrid.inference.backends import GRADCAM_NEEDS_KERAS, GradCamUnavailableError
     from mammohybrid.run_dir import RunDir
 
+    if gradcam is not None and backend is not Backend.keras:
+        raise GradCamUnavailableError(f"--gradcam with --backend {backend.value}: "
+                                      f"{GRADCAM_NEEDS_KERAS}")
     strategies = parse_strategies(filters)
     config_out = out.with_name(out.stem + ".config.yaml")
     run = RunDir.at(run_dir)
+    read = ([run.onnx_model] if run_dir.is_dir() else [run_dir]) \
+        if backend is Backend.onnxruntime else [run.model]
     refuse_overwriting_inputs([out, config_out, *([gradcam] if gradcam else [])],
-                              [run.config, run.model, run.threshold, *inputs_read(inputs)])
+                              [run.config, run.threshold, *read, *inputs_read(inputs)])
     started = time.perf_counter()
-    with Predictor.from_run(run_dir, strategies, pixel_spacing_mm) as predictor:
+    with Predictor.from_run(run_dir, strategies, pixel_spacing_mm, backend.value) as predictor:
         limits = limit_overrides(max_pixels, max_file_mb)
         if limits:
             predictor.config = with_overrides(predictor.config, limits)

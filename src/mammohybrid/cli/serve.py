@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mammohybrid.cli.app import app, limit_overrides
+from mammohybrid.cli.app import Backend, BackendOption, app, limit_overrides
 from mammohybrid.errors import MammohybridError
 
 # Modules of the optional extra `web`, as imported (python-multipart is `python_multipart`).
@@ -100,6 +100,7 @@ def serve(
     no_token: Annotated[bool, typer.Option(
         "--no-token", help="Ask for no token: anyone who can reach the port may use the "
                            "page.")] = False,
+    backend: BackendOption = Backend.keras,
 ) -> None:
     """Serve a web page to try a trained run on crops: drop DICOM, PNG, JPEG or PGM
     files and see each one's probability and label (as predict gives them), the
@@ -112,11 +113,18 @@ def serve(
     web site, or without the access token of the printed address are refused.
     Uploads live in a temporary folder for the length of their request; nothing
     is kept. Needs the optional extra: pip install 'mammohybrid[web]'.
+
+    With --backend onnxruntime the run's ONNX export (RUN_DIR/model.onnx)
+    computes the probabilities, without TensorFlow; the page then has no
+    Grad-CAM.
     """
     missing = [name for name in WEB_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise MammohybridError(f"mammohybrid serve needs the optional extra 'web' "
                                f"({', '.join(missing)} missing): pip install 'mammohybrid[web]'")
+    if not run_dir.is_dir():
+        raise MammohybridError(f"{run_dir}: serve needs a run directory (the page shows its "
+                               "configuration, evaluations and model card)")
     if no_token and token is not None:
         raise MammohybridError("--token and --no-token exclude each other")
     if token is not None and not token.strip():
@@ -138,7 +146,8 @@ def serve(
                           max_pixels=max_pixels)
     access = AccessPolicy.for_server(host, allow_host or [],
                                      None if no_token else (token or new_token()).strip())
-    with Predictor.from_run(run_dir, parse_strategies(filters)) as predictor:
+    with Predictor.from_run(run_dir, parse_strategies(filters),
+                            backend=backend.value) as predictor:
         # Every read - the Predictor's and the pipeline strip's - refuses larger images from
         # their header, before decoding them (imaging.decode_image).
         predictor.config = with_overrides(predictor.config, limit_overrides(max_pixels, None))

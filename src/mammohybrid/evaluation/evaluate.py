@@ -36,6 +36,7 @@ from mammohybrid.evaluation.metrics import (
 )
 from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_roc
 from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
+from mammohybrid.evaluation.summary import write_run_model_card
 from mammohybrid.fileio import atomic_open, atomic_write_json
 from mammohybrid.preprocess.dataset import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
@@ -262,7 +263,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], split: str = "test",
     ``out_dir`` (default ``RUN_DIR/evaluation-<split>``). ``overrides`` (``key=value``) may change
     the ``evaluate`` section (threshold rule, bootstrap samples, interval level), not the
     ``model``, ``preprocess`` or ``data`` sections (:class:`ConfigError`); ``sections``
-    are added to the report (the demo's Grad-CAM and filter-ensemble results)."""
+    are added to the report (the demo's Grad-CAM and filter-ensemble results). The run's
+    ``model_card.md`` is written again with every evaluation found beside the run."""
     if split not in SPLITS:
         raise ManifestError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
     run = RunDir.at(run_dir)
@@ -291,4 +293,5 @@ def evaluate_run(run_dir: str | os.PathLike[str], split: str = "test",
         title=f"Evaluation of {run.root.resolve().name} on the {split} split",
         subtitle=f"Run directory {run.root.resolve()} · manifest {manifest_path}",
         sections=sections)
+    write_run_model_card(run)  # the card now has this evaluation's figures
     return EvaluationResult(out, metrics, files)

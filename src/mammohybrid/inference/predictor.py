@@ -8,6 +8,11 @@ threshold chosen on validation (``threshold.json``). :class:`Predictor` applies 
     with Predictor.from_run("runs/median") as predictor:
         frame = predictor.predict_paths(["new_rois/"], workers=2)
 
+The same with the run's ONNX export (``mammohybrid export``) on ONNX Runtime, without
+TensorFlow: ``Predictor.from_run("runs/median", backend="onnxruntime")`` (or the ``.onnx`` file,
+which carries the config and threshold in its metadata); only the scorer differs
+(:mod:`mammohybrid.inference.backends`).
+
 One row per image: ``path``, ``probability`` (of malignancy), ``label`` (1 malignant, 0 benign,
 at the stored threshold: ``probability >= threshold``), ``prediction`` (the label in words),
 ``threshold``, ``kept_fraction`` (share of pixels the ROI threshold kept), ``roi_empty``,
@@ -22,25 +27,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, save_config
 from mammohybrid.decision import ThresholdChoice, predict_labels
-from mammohybrid.errors import ConfigError
+from mammohybrid.errors import ConfigError, MammohybridError, RunNotFinishedError
 from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
+from mammohybrid.inference.backends import BACKENDS, Backend, KerasScorer, Scorer
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
 from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
 from mammohybrid.preprocess import to_model_input
 from mammohybrid.preprocess.batch import output_name
 from mammohybrid.progress import progress_bar
 from mammohybrid.run_dir import RunDir
-
-if TYPE_CHECKING:
-    import keras
 
 CLASS_NAMES = {0: "benign", 1: "malignant"}
 # What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV injection").
@@ -117,27 +120,23 @@ def _is_image_file(path: Path, root: Path) -> bool:
 class Predictor:
     """A trained model with the pre-processing and threshold it was trained and validated with.
 
-    ``strategies``: pre-processing strategies whose probabilities are averaged (test-time
-    filter ensemble); None or empty = the training strategy alone. The first one is the
-    *primary* strategy: its kept fraction is reported and its model input is explained by
-    Grad-CAM. ``worker_niceness``: how much lower the pre-processing workers' scheduling
-    priority is than the model's (see :mod:`mammohybrid.inference.pipeline`).
+    ``scorer``: what turns model inputs into probabilities, the run's Keras model or its ONNX
+    export on ONNX Runtime (:mod:`mammohybrid.inference.backends`); everything else here is
+    the same for both. ``strategies``: pre-processing strategies whose probabilities are
+    averaged (test-time filter ensemble); None or empty = the training strategy alone. The
+    first one is the *primary* strategy: its kept fraction is reported and its model input is
+    explained by Grad-CAM. ``worker_niceness``: how much lower the pre-processing workers'
+    scheduling priority is than the model's (see :mod:`mammohybrid.inference.pipeline`).
     ``pixel_spacing_mm``: millimetres per pixel of inputs without a spacing of their own (a
     DICOM header's wins), for a run pre-processed at a physical scale
     (``preprocess.field_of_view_mm``); such a run refuses images of unknown spacing.
     """
 
-    def __init__(self, model: keras.Model, config: Config, threshold: ThresholdChoice,
+    def __init__(self, scorer: Scorer, config: Config, threshold: ThresholdChoice,
                  strategies: Sequence[str] | None = None, worker_niceness: int = 10,
                  pixel_spacing_mm: float | None = None) -> None:
-        height, width = model.input_shape[1:3]
-        if height != width:
-            raise ConfigError(f"the model takes {height}x{width} images; expected a square input")
-        from mammohybrid.models.tta import with_test_time_augmentation
-
-        self.input_size = int(height)
-        self.model = model  # Grad-CAM explains the plain model (the un-rotated view)
-        self.scorer = with_test_time_augmentation(model, config.model.tta)
+        self.scorer = scorer
+        self.input_size = scorer.input_size
         self.config = config
         self.threshold = threshold
         self.ensemble = StrategyEnsemble(config.preprocess, strategies)
@@ -149,23 +148,49 @@ class Predictor:
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike[str],
                  strategies: Sequence[str] | None = None,
-                 pixel_spacing_mm: float | None = None) -> Predictor:
+                 pixel_spacing_mm: float | None = None,
+                 backend: Backend = "keras") -> Predictor:
         """Load a finished run directory: model (safe mode), config, threshold.
 
-        Raises :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no
-        finished run.
+        With ``backend="onnxruntime"``, ``run_dir`` is a run directory holding ``model.onnx``
+        or an ONNX file itself (``mammohybrid export``), whose metadata gives the config and
+        the threshold; no TensorFlow is imported. Raises
+        :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no finished run.
         """
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+        if backend == "onnxruntime":
+            from mammohybrid.inference.export import load_onnx_export
+
+            run = RunDir.at(run_dir)
+            if Path(run_dir).is_dir():
+                run.load_config()
+                run.require_finished()
+                if not run.onnx_model.is_file():
+                    raise RunNotFinishedError(
+                        f"{run.root}: no {run.onnx_model.name} (--backend onnxruntime predicts "
+                        f"with the run's ONNX export): mammohybrid export {run.root} "
+                        "--format onnx")
+                scorer, exported = load_onnx_export(run.onnx_model, run)
+            else:
+                scorer, exported = load_onnx_export(run_dir)
+            return cls(scorer, exported.config, exported.threshold, strategies,
+                       pixel_spacing_mm=pixel_spacing_mm)
+
         from mammohybrid.decision import select_threshold
         from mammohybrid.models import load_model
 
+        if Path(run_dir).is_file():
+            raise MammohybridError(f"{run_dir} is a file, not a run directory (an ONNX export "
+                                   "predicts with --backend onnxruntime)")
         run = RunDir.at(run_dir)
         config = run.load_config()
         run.require_finished()
         # A run always writes threshold.json; without it, the config's fixed threshold.
         threshold = run.load_threshold() or select_threshold(np.empty(0), np.empty(0),
                                                              config.evaluate)
-        return cls(load_model(run.model), config, threshold, strategies,
-                   pixel_spacing_mm=pixel_spacing_mm)
+        return cls(KerasScorer(load_model(run.model), config.model.tta), config, threshold,
+                   strategies, pixel_spacing_mm=pixel_spacing_mm)
 
     # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> Predictor:
@@ -191,11 +216,11 @@ class Predictor:
 
     @property
     def gradcam(self) -> Any:
-        """The :class:`~mammohybrid.inference.gradcam.GradCAM` of the model (built once)."""
+        """The :class:`~mammohybrid.inference.gradcam.GradCAM` of the model (built once);
+        :class:`~mammohybrid.inference.backends.GradCamUnavailableError` on a backend without
+        it (ONNX Runtime)."""
         if self._gradcam is None:
-            from mammohybrid.inference.gradcam import GradCAM
-
-            self._gradcam = GradCAM(self.model, self.config.model.backbones)
+            self._gradcam = self.scorer.gradcam(self.config.model.backbones)
         return self._gradcam
 
     @property
@@ -206,8 +231,7 @@ class Predictor:
     def predict_batch(self, inputs: np.ndarray) -> np.ndarray:
         """Probabilities for model inputs already pre-processed: (N, S, S, 3) float32 in
         [0, 255] (see :func:`mammohybrid.preprocess.to_model_input`)."""
-        output = self.scorer.predict_on_batch(np.asarray(inputs, dtype=np.float32))
-        return np.asarray(output, dtype=float).reshape(-1)
+        return self.scorer.probabilities(inputs)
 
     def model_inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Pre-processed uint8 images (``preprocess.output_size``) -> the model's input batch.

@@ -53,7 +53,7 @@ def test_from_run_loads_config_threshold_and_model(run_dir: Path, predictor: Pre
     assert predictor.threshold.value == stored["value"]
     assert predictor.config.preprocess.strategy == "gaussian"  # what the images went through
     assert predictor.strategies == ["gaussian"]
-    assert predictor.model.input_shape == (None, 32, 32, 3)
+    assert predictor.scorer.model.input_shape == (None, 32, 32, 3)
 
 
 def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -> None:
@@ -73,7 +73,7 @@ def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tm
 
     config = predictor.config.model_copy(deep=True)
     config.preprocess.output_size = 48
-    resized = Predictor(predictor.model, config, predictor.threshold)
+    resized = Predictor(predictor.scorer, config, predictor.threshold)
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(3)]
     paths = [write_png(tmp_path / f"{k}.png", image) for k, image in enumerate(images)]
@@ -122,7 +122,7 @@ def test_workers_and_batch_size_do_not_change_the_results(predictor: Predictor, 
 
 
 def test_filter_ensemble_averages_and_reports_each_strategy(predictor: Predictor, images) -> None:
-    ensemble = Predictor(predictor.model, predictor.config, predictor.threshold,
+    ensemble = Predictor(predictor.scorer, predictor.config, predictor.threshold,
                          ["median", "wiener"])
     frame = ensemble.predict_paths(list(images.values()))
     assert list(frame.columns) == [*COLUMNS, "probability_median", "probability_wiener"]
@@ -136,7 +136,7 @@ def test_filter_ensemble_averages_and_reports_each_strategy(predictor: Predictor
         assert row["kept_fraction"] == pytest.approx(kept)  # the ROI step is shared
     # One other strategy alone is reported under its name too (the threshold was not made
     # for it).
-    single = Predictor(predictor.model, predictor.config, predictor.threshold, ["median"])
+    single = Predictor(predictor.scorer, predictor.config, predictor.threshold, ["median"])
     assert "probability_median" in single.predict_paths([images["png8"]]).columns
 
 

@@ -195,6 +195,45 @@ def branches(model: keras.Model, backbones: Sequence[str]) -> list[Branch]:
             for name in backbones]
 
 
+def inference_graph(model: keras.Model) -> keras.Model:
+    """The hybrid as an export traces it: a copy (same weights) with the augmentation block
+    replaced by the identity and every cached constant held as a NumPy array.
+
+    - Keras' export (``model.export``) traces the model without a ``training`` argument,
+      which Keras' random layers take as training: the exported graph would augment every
+      image, with random ops (``StatelessRandomUniformV2``) ONNX has no kernel for.
+    - Keras' Normalization layer (inside EfficientNet) keeps its mean and variance as eager
+      tensors, which a traced function captures as inputs: the ONNX graph would ask for them
+      as two more inputs. NumPy arrays are embedded in the graph as constants instead.
+    - A copy, not the same layers in a second graph: a layer called in two graphs gives its
+      first graph's tensors as its ``output``, which :func:`feature_extractor` (and so
+      test-time augmentation) builds on; and the model given is left as it is.
+    """
+    def copy(layer: keras.Layer) -> keras.Layer:
+        # A Sequential, not a bare Identity: the block was called with a mask argument, which
+        # the copy passes on and a Sequential accepts.
+        if layer.name == AUGMENT_NAME:
+            return keras.Sequential([layers.Identity()], name=AUGMENT_NAME)
+        return layer.__class__.from_config(layer.get_config())
+
+    graph = keras.models.clone_model(model, clone_function=copy)
+    graph.set_weights(model.get_weights())  # the augmentation block holds no weights
+    refresh_cached_state(graph)
+    for layer in nested_layers(graph):
+        if isinstance(layer, layers.Normalization) and layer.built:
+            layer.mean = keras.ops.convert_to_numpy(layer.mean)
+            layer.variance = keras.ops.convert_to_numpy(layer.variance)
+    return graph
+
+
+def refresh_cached_state(model: keras.Model) -> None:
+    """Layers that cache tensors computed from their variables (Keras' Normalization) must
+    recompute them after the variables were assigned directly."""
+    for layer in nested_layers(model):
+        if hasattr(layer, "finalize_state") and layer.built:
+            layer.finalize_state()
+
+
 def feature_extractor(model: keras.Model) -> keras.Model:
     """Image -> pooled feature vector (the ``global_pool`` output) of a hybrid."""
     return keras.Model(model.inputs, model.get_layer(POOL_NAME).output,

@@ -17,7 +17,7 @@ from mammohybrid.models import (
     load_model,
     parameter_counts,
 )
-from mammohybrid.models.hybrid import frozen_layer_count
+from mammohybrid.models.hybrid import frozen_layer_count, inference_graph
 
 TINY = {"input_size": 32, "weights": None}
 
@@ -139,6 +139,37 @@ def test_configuration_errors() -> None:
         build_hybrid(["tinycnn"], pooling="median", **TINY)
     with pytest.raises(ConfigError, match="grids differ.*tinycnn 8x8.*densenet121 7x7"):
         build_hybrid(["tinycnn", "densenet121"], input_size=229, weights=None)
+
+
+def test_inference_graph_has_no_random_op_and_no_captured_constant() -> None:
+    """What export converts: the same weights and inference output, no random op (Keras'
+    export traces without a ``training`` argument, which Keras' random layers take as training:
+    the full model's trace augments, with StatelessRandomUniformV2, which ONNX has no kernel
+    for) and no captured eager constant (tf2onnx makes each one a graph input: EfficientNet's
+    Normalization mean and variance)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = build_hybrid(["mobilenetv2", "efficientnetb0"], **TINY)
+    graph = inference_graph(model)
+    for copied, weight in zip(graph.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(copied, weight)
+    image = np.random.default_rng(2).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(graph.predict_on_batch(image), model.predict_on_batch(image))
+
+    def traced(function: keras.Model) -> tuple[set[str], set[tf.DType]]:
+        """The op types of the function as export traces it, and its captures' types."""
+        concrete = tf.function(lambda x: function(x)).get_concrete_function(
+            tf.TensorSpec((None, 32, 32, 3), tf.float32))
+        graph_def = concrete.graph.as_graph_def()
+        ops = {node.op for node in graph_def.node} | {
+            node.op for inner in graph_def.library.function for node in inner.node_def}
+        return ops, {tensor.dtype for tensor in concrete.captured_inputs}
+
+    ops, captured = traced(model)
+    assert any("Random" in op for op in ops) and captured != {tf.resource}
+    ops, captured = traced(graph)
+    assert not any("Random" in op for op in ops) and captured == {tf.resource}  # variables
 
 
 def test_feature_extractor_gives_the_pooled_vector() -> None:

@@ -250,9 +250,8 @@ class UploadAnalyser:
     def _add_gradcam(self, results: list[dict[str, Any]],
                      inspections: dict[int, _Inspection]) -> None:
         """Grad-CAM overlays (each branch and combined) for every predicted upload, in one
-        batch; a model Grad-CAM cannot explain gets a note instead of maps."""
-        from mammohybrid.inference.gradcam import overlay
-
+        batch; a model Grad-CAM cannot explain, or a backend without Grad-CAM (ONNX Runtime),
+        gets a note instead of maps."""
         explained = [i for i, result in enumerate(results) if "steps" in result]
         if not explained:
             return
@@ -263,6 +262,9 @@ class UploadAnalyser:
             for i in explained:
                 results[i]["gradcam_error"] = f"Grad-CAM unavailable: {error}"
             return
+        # Only now: the Grad-CAM module imports Keras, which the ONNX backend does without.
+        from mammohybrid.inference.gradcam import overlay
+
         heatmaps = explanation.heatmaps(labels)  # type: ignore[union-attr]
         for k, i in enumerate(explained):
             base = self.display_size(inspections[i].steps[0][1])

@@ -1,7 +1,8 @@
 """A tiny generated pre-processed dataset (PNGs + manifest + config.yaml) for the training
 tests and benchmarks: it has the exact layout ``mammohybrid preprocess`` writes, is made in
 well under a second, and its classes are easy to tell apart (a malignant image holds a
-brighter, spikier blob) so a few epochs of a tiny model learn something.
+brighter, spikier blob) so a few epochs of a tiny model learn something. And a run directory
+of an untrained model (:func:`write_untrained_run`), for what needs an architecture only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import pandas as pd
 
 from mammohybrid.config import Config, save_config
 from mammohybrid.data.manifest import write_manifest
+from mammohybrid.decision import ThresholdChoice
+from mammohybrid.fileio import atomic_write_json, atomic_write_text
 from mammohybrid.imaging import write_png
+from mammohybrid.run_dir import RunDir
 
 
 def toy_image(rng: np.random.Generator, size: int, malignant: bool) -> np.ndarray:
@@ -60,3 +64,19 @@ def make_toy_dataset(folder: str | os.PathLike[str], counts: dict[str, int] | No
     write_manifest(pd.DataFrame(rows), folder / "manifest.csv")
     save_config(config or Config(), folder / "config.yaml")
     return folder / "manifest.csv"
+
+
+def write_untrained_run(folder: str | os.PathLike[str], config: Config,
+                        detail: str = "untrained model") -> RunDir:
+    """A finished run directory of ``config``'s model as built (its ``model.weights``: random,
+    ImageNet or a file), never trained, with a fixed threshold of 0.5: for the tests and
+    benchmarks that need a model of some architecture, not a trained one."""
+    from mammohybrid.models import build_model
+
+    run = RunDir.at(folder)
+    run.root.mkdir(parents=True, exist_ok=True)
+    build_model(config.model).save(run.model)
+    save_config(config, run.config)
+    atomic_write_json(run.threshold, ThresholdChoice(0.5, "fixed", "none", detail).to_dict())
+    atomic_write_text(run.done, detail + "\n")
+    return run

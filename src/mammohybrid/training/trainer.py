@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from mammohybrid.config import Config, TrainConfig, config_to_dict, load_config,
 from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
+from mammohybrid.model_card import data_summary, write_model_card
 from mammohybrid.models.compile import compile_hybrid
-from mammohybrid.models.hybrid import build_model, float32_policy, nested_layers
+from mammohybrid.models.hybrid import build_model, float32_policy, refresh_cached_state
 from mammohybrid.models.tta import with_test_time_augmentation
 from mammohybrid.progress import console, progress_bar
 from mammohybrid.run_dir import RunDir
@@ -74,14 +76,6 @@ def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
     if (counts == 0).any():
         raise ConfigError("train.class_weight: balanced needs both classes in the train split")
     return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1)}
-
-
-def refresh_cached_state(model: keras.Model) -> None:
-    """Layers that cache tensors computed from their variables (Keras' Normalization) must
-    recompute them after the variables were assigned directly."""
-    for layer in nested_layers(model):
-        if hasattr(layer, "finalize_state") and layer.built:
-            layer.finalize_state()
 
 
 def export_model(config: Config, weights: list[np.ndarray], path: Path) -> keras.Model:
@@ -340,7 +334,8 @@ def _train_epochs(config: Config, run: RunDir, plan: _Plan, tracked: _Tracked,
 
 def _finish(config: Config, run: RunDir, state: TrainingState, threshold: ThresholdChoice,
             splits: dict[str, pd.DataFrame], runtime: Runtime, seconds: float) -> None:
-    """Curves (of a head trained in epochs), the threshold, run.json, then DONE."""
+    """Curves (of a head trained in epochs), the threshold, run.json, the model card, then
+    DONE."""
     if config.train.head == "keras":
         plot_training_curves(pd.read_csv(run.history), run.curves, state.best_epoch,
                              title=" + ".join(config.model.backbones))
@@ -359,6 +354,9 @@ def _finish(config: Config, run: RunDir, state: TrainingState, threshold: Thresh
         "feature_cache": uses_feature_cache(config),
         **state.extra,
         "images": {name: len(frame) for name, frame in splits.items()},
+        "data": data_summary(splits, config.data.manifest),
         "runtime": runtime.describe(),
+        "environment": {"python": platform.python_version(), "platform": platform.platform()},
     })
+    write_model_card(run)
     atomic_write_text(run.done, dt.datetime.now(dt.UTC).isoformat() + "\n")
