@@ -463,7 +463,7 @@ def _serve_command(run_dir: Path, monkeypatch: pytest.MonkeyPatch, *options: str
 
     served: dict = {}
     # The command sets the process's read budget; here, the test's: restored afterwards.
-    monkeypatch.setattr("mammohybrid.imaging._limits", read_limits())
+    monkeypatch.setattr("mammohybrid.imaging.default_limits._limits", read_limits())
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", str(run_dir), *options])

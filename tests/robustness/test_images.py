@@ -48,12 +48,12 @@ def test_a_panic_from_a_native_dicom_plugin_becomes_an_image_error(tmp_path: Pat
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
 def test_ctrl_c_and_exit_are_never_swallowed(tmp_path: Path, monkeypatch,
                                              interrupt: type[BaseException]) -> None:
-    from mammohybrid import imaging
+    from mammohybrid.imaging import decode
 
     def interrupted(*_: object) -> None:
         raise interrupt()
 
-    monkeypatch.setattr(imaging, "_read_raster", interrupted)
+    monkeypatch.setattr(decode, "read_raster", interrupted)
     with pytest.raises(interrupt):
         read_image(write_png(tmp_path / "a.png", small_crop()))
 
