@@ -113,7 +113,7 @@ def seconds(function: Callable[[], object]) -> float:
 def benchmark(args: argparse.Namespace) -> int:
     from mammohybrid.imaging import read_image
     from mammohybrid.inference import Predictor
-    from mammohybrid.preprocess import to_model_input
+    from mammohybrid.preprocess import ImageTask, to_model_input
     from mammohybrid.workers import usable_cores
 
     count, repeats = (24, 2) if args.quick else (args.images, args.repeats)
@@ -165,9 +165,10 @@ def benchmark(args: argparse.Namespace) -> int:
                     times[name].append(time.perf_counter() - start)
         raw_rate, e2e_rate = ({name: count / statistics.median(times[name]) for name in backends}
                               for times in (raw_times, e2e_times))
-        prep_pool = predictor.preparer(args.workers)
+        prep_pool = predictor.preprocess_pool(args.workers)
+        tasks = [ImageTask(index, path) for index, path in enumerate(paths)]
         prep_rate = count / statistics.median(
-            seconds(lambda: list(prep_pool.map(paths))) for _ in range(repeats))
+            seconds(lambda: list(prep_pool.map(tasks))) for _ in range(repeats))
         for model in backends.values():
             model.close()
         print(f"raw model forward (in-memory tensors): {raw_rate['tensorflow']:.2f} images/s")

@@ -43,10 +43,12 @@ from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.imaging import write_png
 from mammohybrid.preprocess import (
     CLAHE,
+    ImageTask,
     NLMDenoise,
-    Record,
+    PreparedOutcome,
+    PreprocessPool,
+    SingleChain,
     ToUint8,
-    WorkerPool,
     adapthisteq,
     build_chain,
     estimate_noise_sigma,
@@ -126,9 +128,9 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerators, denominators))
 
 
-def _ok(record: dict) -> None:
-    if record["status"] != "ok":
-        raise RuntimeError(record["error"])
+def _ok(outcome: PreparedOutcome) -> None:
+    if not outcome.ok:
+        raise RuntimeError(outcome.error)
 
 
 # ----------------------------------------------------------------------------- benchmark
@@ -181,18 +183,19 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"speed-up vs reference: {speedup:.2f} (ours at full size: "
           f"{median_ratio(times['reference'], times['ours at full size']):.2f})")
 
-    # The batch worker pool (read PNG, chain, write PNG), both pools started beforehand; each
-    # crop twice per round, so that a few large crops cannot dominate.
+    # The batch's pool (read PNG, chain, write PNG) in this process and in 2 worker processes,
+    # both started beforehand; each crop twice per round, so that a few large crops cannot
+    # dominate.
     with tempfile.TemporaryDirectory() as tmp:
         sources = [str(write_png(Path(tmp) / f"crop{i}.png", crop))
                    for i, crop in enumerate(crops)]
-        tasks = [(source, str(Path(tmp) / f"out{i}.png"), Record())
+        tasks = [ImageTask(i, source, target=str(Path(tmp) / f"out{i}.png"))
                  for i, source in enumerate(sources * 2)]
-        chain = build_chain(config)
-        with WorkerPool(chain, 1) as one, WorkerPool(chain, 2) as two:
-            list(two.imap(tasks[:2]))  # process start-up is not the steady state
+        preparation = SingleChain(config)
+        with PreprocessPool(preparation, 0) as one, PreprocessPool(preparation, 2) as two:
+            list(two.map(tasks[:2]))  # process start-up is not the steady state
             batch_times, _ = interleaved(
-                {workers: (lambda pool=pool: [_ok(r) for r in pool.imap(tasks)])
+                {workers: (lambda pool=pool: [_ok(r) for r in pool.map(tasks, 2 * pool.workers)])
                  for workers, pool in (("1", one), ("2", two))}, max(repeats, 3))
     scaling = median_ratio(batch_times["1"], batch_times["2"])
     print(f"batch (read + chain + write PNG): 1 worker "

@@ -309,10 +309,10 @@ def test_a_decoder_that_raises_a_base_exception_fails_its_file_only(client, crop
 
     real = analysis.read_image
 
-    def read_image(path: Path) -> np.ndarray:
+    def read_image(path: Path, limits=None) -> np.ndarray:
         if Path(path).name == "mass.dcm":
             raise DecoderPanic("decoder state corrupted")
-        return real(path)
+        return real(path, limits)
 
     monkeypatch.setattr(analysis, "read_image", read_image)
     results = upload(client, [crops["dicom"], crops["png"]]).json()["results"]
@@ -456,14 +456,19 @@ def test_missing_web_extra_is_one_line(run_dir, monkeypatch, capsys) -> None:
 
 def _serve_command(run_dir: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> dict:
     """``mammohybrid serve RUN_DIR OPTIONS`` up to the point it would start serving: what it
-    hands uvicorn (``app``, ``host``, ``port``)."""
+    hands uvicorn (``app``, ``host``, ``port``) and the ``predictor`` it serves."""
     import uvicorn
 
-    from mammohybrid.imaging import read_limits
+    from mammohybrid.serve import app as serve_app
 
     served: dict = {}
-    # The command sets the process's read budget; here, the test's: restored afterwards.
-    monkeypatch.setattr("mammohybrid.imaging.default_limits._limits", read_limits())
+    real_app_for_run = serve_app.app_for_run
+
+    def app_for_run(predictor, *args, **kwargs):
+        served["predictor"] = predictor
+        return real_app_for_run(predictor, *args, **kwargs)
+
+    monkeypatch.setattr(serve_app, "app_for_run", app_for_run)
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", str(run_dir), *options])
@@ -474,8 +479,6 @@ def _serve_command(run_dir: Path, monkeypatch: pytest.MonkeyPatch, *options: str
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
 def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch, capsys,
                                                              host: str, warned: bool) -> None:
-    from mammohybrid.imaging import read_limits
-
     port = free_port()
     served = _serve_command(run_dir, monkeypatch, "--host", host, "--port", str(port),
                             "--max-upload-mb", "2", "--max-files", "3", "--max-megapixels",
@@ -488,7 +491,8 @@ def test_the_command_serves_the_run_and_warns_off_localhost(run_dir, monkeypatch
     assert len(token) >= 32
     assert ("warning: listening on 0.0.0.0" in output.err) is warned
     assert (served["host"], served["port"]) == (host, port)
-    assert read_limits().max_image_pixels == 500_000
+    # The predictor was built with the limit: its reads refuse larger images.
+    assert served["predictor"].config.limits.max_image_pixels == 500_000
     with fastapi_testclient.TestClient(served["app"], base_url=f"http://{host}:{port}") \
             as client:
         assert client.get("/api/run").status_code == 403

@@ -9,7 +9,7 @@ import pytest
 
 from mammohybrid.config import load_config
 from mammohybrid.imaging import write_png
-from mammohybrid.preprocess import batch
+from mammohybrid.preprocess import batch, pool
 from mammohybrid.workers import WORKER_DIED, CrashSafePool
 
 from .conftest import small_crop
@@ -35,8 +35,8 @@ def test_preprocess_goes_on_past_a_worker_that_dies(tmp_path: Path,
                      "split": "train"})
     manifest = tmp_path / "in" / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
-    real_build = batch.build_chain
-    monkeypatch.setattr(batch, "build_chain", lambda cfg: AbortingChain(real_build(cfg).steps))
+    real_build = pool.build_chain
+    monkeypatch.setattr(pool, "build_chain", lambda cfg: AbortingChain(real_build(cfg).steps))
     config = load_config(None, ["preprocess.output_size=64"])
     summary = batch.run_batch(manifest, tmp_path / "out", config, workers=2)
     assert (summary.images, summary.failed) == (4, 1)

@@ -70,7 +70,7 @@ def predict(
     (mammohybrid export), which carries the configuration and threshold;
     no TensorFlow is needed.
     """
-    from mammohybrid.config import save_config, with_overrides
+    from mammohybrid.config import save_config
     from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
     from mammohybrid.inference import Predictor, inputs_read, parse_strategies, predictions_csv
     from mammohybrid.inference.backends import GRADCAM_NEEDS_KERAS, GradCamUnavailableError
@@ -87,10 +87,8 @@ def predict(
     refuse_overwriting_inputs([out, config_out, *([gradcam] if gradcam else [])],
                               [run.config, run.threshold, *read, *inputs_read(inputs)])
     started = time.perf_counter()
-    with Predictor.from_run(run_dir, strategies, pixel_spacing_mm, backend.value) as predictor:
-        limits = limit_overrides(max_pixels, max_file_mb)
-        if limits:
-            predictor.config = with_overrides(predictor.config, limits)
+    with Predictor.from_run(run_dir, strategies, pixel_spacing_mm, backend.value,
+                            overrides=limit_overrides(max_pixels, max_file_mb)) as predictor:
         frame = predictor.predict_paths(inputs, batch_size=batch_size, workers=workers,
                                         gradcam_dir=gradcam)
     with stop_on_full_disk(out.parent, f"run predict again ({out} was not written)"):

@@ -135,8 +135,6 @@ def serve(
 
     import uvicorn
 
-    from mammohybrid.config import with_overrides
-    from mammohybrid.imaging import set_read_limits
     from mammohybrid.inference import Predictor, parse_strategies
     from mammohybrid.serve.analysis import UploadLimits
     from mammohybrid.serve.app import app_for_run
@@ -146,12 +144,11 @@ def serve(
                           max_pixels=max_pixels)
     access = AccessPolicy.for_server(host, allow_host or [],
                                      None if no_token else (token or new_token()).strip())
-    with Predictor.from_run(run_dir, parse_strategies(filters),
-                            backend=backend.value) as predictor:
-        # Every read - the Predictor's and the pipeline strip's - refuses larger images from
-        # their header, before decoding them (imaging.decode_image).
-        predictor.config = with_overrides(predictor.config, limit_overrides(max_pixels, None))
-        set_read_limits(predictor.config.limits)
+    # Every read - the Predictor's and the pipeline strip's, both with the predictor's
+    # config.limits - refuses larger images from their header, before decoding them
+    # (imaging.decode_image).
+    with Predictor.from_run(run_dir, parse_strategies(filters), backend=backend.value,
+                            overrides=limit_overrides(max_pixels, None)) as predictor:
         web_app = app_for_run(predictor, run_dir, limits, metrics or [], access=access)
         for warning in access_warnings(host, port, access.token is not None):
             typer.echo(f"warning: {warning}", err=True)

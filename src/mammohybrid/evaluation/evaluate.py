@@ -180,13 +180,12 @@ class RunPredictor:
     """A finished run's model, loaded once, predicting manifest rows (lazy TensorFlow)."""
 
     def __init__(self, run: RunDir, config: Config):
-        run.require_finished()
-        from mammohybrid.models import load_model
-        from mammohybrid.models.tta import with_test_time_augmentation
+        from mammohybrid.training.finished_run import load_finished_run
 
+        finished = load_finished_run(run, config)
         self.config = config
-        self.model = load_model(run.model)
-        self.scorer = with_test_time_augmentation(self.model, config.model.tta)
+        self.model = finished.model
+        self.scorer = finished.scoring_model()
 
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         from mammohybrid.training import predict_manifest

@@ -2,8 +2,9 @@
 and the test-time filter ensemble.
 
 - :class:`Predictor` (``predictor.py``): ``Predictor.from_run(run_dir)``, then
-  ``predict_paths`` (files and folders; decoding and pre-processing in worker processes,
-  overlapped with the model), ``predict_arrays`` or ``predict_batch`` (model inputs).
+  ``predict_paths`` (files and folders; decoding and pre-processing in worker processes of
+  :class:`~mammohybrid.preprocess.PreprocessPool`, overlapped with the model),
+  ``predict_arrays`` or ``predict_batch`` (model inputs).
 - :class:`~mammohybrid.inference.gradcam.GradCAM` (``gradcam.py``): one heat-map per backbone
   branch and one combined; overlays on the input ROI.
 - :class:`StrategyEnsemble` (``ensemble.py``): several pre-processing strategies, shared steps
@@ -19,7 +20,6 @@ from mammohybrid.inference.ensemble import (
     parse_strategies,
     strategy_config,
 )
-from mammohybrid.inference.pipeline import PreparedImage, Preparer
 from mammohybrid.inference.predictor import (
     CLASS_NAMES,
     COLUMNS,
@@ -32,9 +32,7 @@ from mammohybrid.inference.predictor import (
 __all__ = [
     "CLASS_NAMES",
     "COLUMNS",
-    "PreparedImage",
     "Predictor",
-    "Preparer",
     "StrategyEnsemble",
     "average_probabilities",
     "expand_inputs",

@@ -24,24 +24,25 @@ is the mean over the strategies and ``probability_<strategy>`` holds each; with 
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mammohybrid.config import Config, save_config
+from mammohybrid.config import Config, LimitsConfig, save_config, with_overrides
 from mammohybrid.decision import ThresholdChoice, predict_labels
 from mammohybrid.errors import ConfigError, MammohybridError, RunNotFinishedError
 from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
 from mammohybrid.inference.backends import BACKENDS, Backend, KerasScorer, Scorer
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
-from mammohybrid.inference.pipeline import Prepare, PreparedImage, Preparer
 from mammohybrid.preprocess import to_model_input
 from mammohybrid.preprocess.batch import output_name
+from mammohybrid.preprocess.pool import ImageProcessor, ImageTask, PreparedOutcome, PreprocessPool
 from mammohybrid.progress import progress_bar
 from mammohybrid.run_dir import RunDir
 
@@ -126,35 +127,41 @@ class Predictor:
     averaged (test-time filter ensemble); None or empty = the training strategy alone. The
     first one is the *primary* strategy: its kept fraction is reported and its model input is
     explained by Grad-CAM. ``worker_niceness``: how much lower the pre-processing workers'
-    scheduling priority is than the model's (see :mod:`mammohybrid.inference.pipeline`).
+    scheduling priority is than the model's (see :mod:`mammohybrid.preprocess.pool`).
     ``pixel_spacing_mm``: millimetres per pixel of inputs without a spacing of their own (a
     DICOM header's wins), for a run pre-processed at a physical scale
     (``preprocess.field_of_view_mm``); such a run refuses images of unknown spacing.
+    ``limits``: the budgets every image read checks before decoding; given, they replace the
+    config's ``limits`` (so :attr:`config` is what the predictions were made with).
     """
 
     def __init__(self, scorer: Scorer, config: Config, threshold: ThresholdChoice,
                  strategies: Sequence[str] | None = None, worker_niceness: int = 10,
-                 pixel_spacing_mm: float | None = None) -> None:
+                 pixel_spacing_mm: float | None = None,
+                 limits: LimitsConfig | None = None) -> None:
         self.scorer = scorer
         self.input_size = scorer.input_size
-        self.config = config
+        self.config = config if limits is None else config.model_copy(update={"limits": limits})
         self.threshold = threshold
         self.ensemble = StrategyEnsemble(config.preprocess, strategies)
         self.worker_niceness = worker_niceness
         self.pixel_spacing_mm = pixel_spacing_mm
-        self._preparer: Preparer | None = None
+        self._pool: PreprocessPool | None = None
         self._gradcam: Any = None
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike[str],
                  strategies: Sequence[str] | None = None,
                  pixel_spacing_mm: float | None = None,
-                 backend: Backend = "keras") -> Predictor:
+                 backend: Backend = "keras", overrides: Sequence[str] = (),
+                 limits: LimitsConfig | None = None) -> Predictor:
         """Load a finished run directory: model (safe mode), config, threshold.
 
         With ``backend="onnxruntime"``, ``run_dir`` is a run directory holding ``model.onnx``
         or an ONNX file itself (``mammohybrid export``), whose metadata gives the config and
-        the threshold; no TensorFlow is imported. Raises
+        the threshold; no TensorFlow is imported. ``overrides`` (``key=value``, as ``--set``
+        takes them) change the run's config before anything uses it (the CLI's read limits);
+        ``limits`` replace its ``limits``. Raises
         :class:`~mammohybrid.errors.RunNotFinishedError` for a folder that is no finished run.
         """
         if backend not in BACKENDS:
@@ -174,23 +181,19 @@ class Predictor:
                 scorer, exported = load_onnx_export(run.onnx_model, run)
             else:
                 scorer, exported = load_onnx_export(run_dir)
-            return cls(scorer, exported.config, exported.threshold, strategies,
-                       pixel_spacing_mm=pixel_spacing_mm)
+            return cls(scorer, _overridden(exported.config, overrides), exported.threshold,
+                       strategies, pixel_spacing_mm=pixel_spacing_mm, limits=limits)
 
-        from mammohybrid.decision import select_threshold
-        from mammohybrid.models import load_model
+        from mammohybrid.training.finished_run import load_finished_run
 
         if Path(run_dir).is_file():
             raise MammohybridError(f"{run_dir} is a file, not a run directory (an ONNX export "
                                    "predicts with --backend onnxruntime)")
         run = RunDir.at(run_dir)
-        config = run.load_config()
-        run.require_finished()
-        # A run always writes threshold.json; without it, the config's fixed threshold.
-        threshold = run.load_threshold() or select_threshold(np.empty(0), np.empty(0),
-                                                             config.evaluate)
-        return cls(KerasScorer(load_model(run.model), config.model.tta), config, threshold,
-                   strategies, pixel_spacing_mm=pixel_spacing_mm)
+        finished = load_finished_run(run, _overridden(run.load_config(), overrides))
+        return cls(KerasScorer(finished.model, finished.config.model.tta), finished.config,
+                   finished.threshold(), strategies, pixel_spacing_mm=pixel_spacing_mm,
+                   limits=limits)
 
     # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> Predictor:
@@ -201,18 +204,19 @@ class Predictor:
 
     def close(self) -> None:
         """Stop the pre-processing worker processes, if any were started."""
-        if self._preparer is not None:
-            self._preparer.close()
-            self._preparer = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
-    def preparer(self, workers: int) -> Preparer:
-        """The pre-processing pool of ``workers`` processes, started once and kept."""
+    def preprocess_pool(self, workers: int) -> PreprocessPool:
+        """The pool that decodes and pre-processes inputs in ``workers`` processes (0: in this
+        process), started once and kept."""
         wanted = (workers, self.worker_niceness)
-        if self._preparer is None or (self._preparer.workers, self._preparer.niceness) != wanted:
+        if self._pool is None or (self._pool.workers, self._pool.niceness) != wanted:
             self.close()
-            self._preparer = Preparer(self.ensemble, workers, self.worker_niceness,
-                                      self.config.limits, self.pixel_spacing_mm)
-        return self._preparer
+            self._pool = PreprocessPool(self.ensemble, workers, self.config.limits,
+                                        self.pixel_spacing_mm, self.worker_niceness)
+        return self._pool
 
     @property
     def gradcam(self) -> Any:
@@ -261,20 +265,14 @@ class Predictor:
         run's ``train.batch_size``.
         """
         entries = expand_inputs(inputs)
-        todo = [index for index, (_, problem) in enumerate(entries) if not problem]
-        problems = [PreparedImage(index, path, error=problem)
+        problems = [PreparedOutcome(index, path, error=problem)
                     for index, (path, problem) in enumerate(entries) if problem]
-        prepared = self.preparer(workers).map(
-            (entries[index][0] for index in todo), display=gradcam_dir is not None,
-            max_in_flight=3 * (batch_size or self.config.train.batch_size) + workers)
-
-        def renumbered() -> Iterator[PreparedImage]:
-            yield from problems
-            for item in prepared:
-                item.index = todo[item.index]
-                yield item
-
-        return self._predict(renumbered(), len(entries), batch_size, gradcam_dir)
+        tasks = (ImageTask(index, path, display=gradcam_dir is not None)
+                 for index, (path, problem) in enumerate(entries) if not problem)
+        prepared = self.preprocess_pool(workers).map(
+            tasks, max_in_flight=3 * (batch_size or self.config.train.batch_size) + workers)
+        return self._predict(itertools.chain(problems, prepared), len(entries), batch_size,
+                             gradcam_dir)
 
     def predict_arrays(self, images: Sequence[np.ndarray], names: Sequence[str] | None = None,
                        batch_size: int | None = None,
@@ -284,18 +282,18 @@ class Predictor:
         names = list(names) if names is not None else [str(i) for i in range(len(images))]
         if len(names) != len(images):
             raise ValueError(f"{len(names)} names for {len(images)} images")
-        prepare = Prepare(self.ensemble, self.config.limits, self.pixel_spacing_mm)
-        items = (prepare.array(i, name, image, display=gradcam_dir is not None)
+        processor = ImageProcessor(self.ensemble, self.config.limits, self.pixel_spacing_mm)
+        items = (processor.from_array(i, name, image, display=gradcam_dir is not None)
                  for i, (name, image) in enumerate(zip(names, images)))
         return self._predict(items, len(images), batch_size, gradcam_dir)
 
-    def _predict(self, items: Iterable[PreparedImage], total: int, batch_size: int | None,
+    def _predict(self, items: Iterable[PreparedOutcome], total: int, batch_size: int | None,
                  gradcam_dir: str | os.PathLike[str] | None) -> pd.DataFrame:
         batch_size = batch_size or self.config.train.batch_size
         if gradcam_dir is not None:
             save_config(self.config, Path(gradcam_dir) / "config.yaml")
         rows: list[dict[str, Any] | None] = [None] * total
-        batch: list[PreparedImage] = []
+        batch: list[PreparedOutcome] = []
         with progress_bar() as bar:
             task = bar.add_task("predicting", total=total)
             for item in items:
@@ -313,13 +311,13 @@ class Predictor:
                 bar.advance(task, len(batch))
         return self._frame([row for row in rows if row is not None])
 
-    def _predict_batch_of(self, batch: list[PreparedImage], rows: list[dict[str, Any] | None],
+    def _predict_batch_of(self, batch: list[PreparedOutcome], rows: list[dict[str, Any] | None],
                           gradcam_dir: str | os.PathLike[str] | None) -> None:
         """Run the model on one batch (every strategy) and fill its rows."""
         per_strategy: dict[str, np.ndarray] = {}
         explanation = None
         for strategy in self.strategies:
-            inputs = self.model_inputs([item.inputs[strategy] for item in batch])
+            inputs = self.model_inputs([item.outputs[strategy] for item in batch])
             if gradcam_dir is not None and strategy == self.ensemble.primary:
                 # Grad-CAM's forward pass gives the probabilities too: no second forward.
                 explanation = self.gradcam(inputs)
@@ -345,7 +343,7 @@ class Predictor:
                                          {name: maps[k] for name, maps in heatmaps.items()})
                 rows[item.index]["gradcam"] = str(written[COMBINED])  # type: ignore[index]
 
-    def _row(self, item: PreparedImage, probability: float | None = None,
+    def _row(self, item: PreparedOutcome, probability: float | None = None,
              label: int | None = None) -> dict[str, Any]:
         return {"path": item.name, "probability": probability, "label": label,
                 "prediction": CLASS_NAMES[label] if label is not None else "",
@@ -366,3 +364,7 @@ class Predictor:
         for column in ("path", "prediction", "warnings", "error", *gradcam):
             frame[column] = frame[column].fillna("").astype(str)
         return frame
+
+
+def _overridden(config: Config, overrides: Sequence[str]) -> Config:
+    return with_overrides(config, list(overrides)) if overrides else config

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.config import PreprocessConfig
+from mammohybrid.config import LimitsConfig, PreprocessConfig
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import RunNotFinishedError
 from mammohybrid.imaging import read_image, write_dicom, write_png
@@ -156,6 +156,16 @@ def test_gradcam_writes_overlays_of_every_branch(predictor: Predictor, images, t
             overlay = read_image(overlay_path)  # greyscale view of the colour overlay
             assert overlay.shape == source.shape  # drawn on the input crop at its own size
     assert len(list((tmp_path / "cam").glob("*.png"))) == 4
+
+
+def test_the_predictor_is_built_with_its_final_limits(run_dir: Path, images) -> None:
+    small = LimitsConfig(max_image_pixels=100)
+    with Predictor.from_run(run_dir, overrides=["limits.max_image_pixels=100"]) as overridden, \
+            Predictor.from_run(run_dir, limits=small) as given:
+        for predictor in (overridden, given):
+            assert predictor.config.limits == small
+            frame = predictor.predict_paths([images["png8"]])
+            assert "limits.max_image_pixels" in frame["error"].iloc[0]
 
 
 def test_predict_arrays_equals_predict_paths(predictor: Predictor, images) -> None:

@@ -1,5 +1,6 @@
 """Pre-processing (the paper's section "Pre-processing"): small array transforms, the named
-strategies that chain them, the batch command and QA figures.
+strategies that chain them, the crash-safe pool that decodes and prepares images
+(``pool.py``), the batch command and QA figures.
 
 Every chain: to 8 bits -> [shrink to the working size] -> strategy steps -> resize. The paper's
 strategies ``median``, ``gaussian`` and ``wiener`` are NLM -> ROI (threshold 193) -> filter ->
@@ -7,7 +8,7 @@ CLAHE; ``none`` only converts and resizes; ``custom`` takes ``preprocess.steps``
 """
 
 from mammohybrid.preprocess.base import Record, Transform
-from mammohybrid.preprocess.batch import BatchSummary, WorkerPool, run_batch
+from mammohybrid.preprocess.batch import BatchReport, run_batch
 from mammohybrid.preprocess.chain import (
     STEPS,
     Chain,
@@ -30,13 +31,22 @@ from mammohybrid.preprocess.geometry import (
     to_model_input,
 )
 from mammohybrid.preprocess.intensity import ToUint8
+from mammohybrid.preprocess.pool import (
+    ImageProcessor,
+    ImageTask,
+    Preparation,
+    PreparedOutcome,
+    PreprocessPool,
+    SingleChain,
+)
 from mammohybrid.preprocess.qa import qa_figure, save_qa_figure, write_qa_figures
 from mammohybrid.preprocess.roi import ROIThreshold
 
 __all__ = [
-    "CLAHE", "STEPS", "BatchSummary", "Chain", "FieldOfView", "GaussianFilter", "LimitSize",
-    "MedianFilter", "NLMDenoise", "ProcessedImage", "ROIThreshold", "Record", "Resize", "ToRGB",
-    "ToUint8", "Transform", "WienerFilter", "WorkerPool", "adapthisteq", "build_chain",
+    "CLAHE", "STEPS", "BatchReport", "Chain", "FieldOfView", "GaussianFilter", "ImageProcessor",
+    "ImageTask", "LimitSize", "MedianFilter", "NLMDenoise", "Preparation", "PreparedOutcome",
+    "PreprocessPool", "ProcessedImage", "ROIThreshold", "Record", "Resize", "SingleChain",
+    "ToRGB", "ToUint8", "Transform", "WienerFilter", "adapthisteq", "build_chain",
     "estimate_noise_sigma", "preprocess_image", "preprocess_steps", "qa_figure",
     "register_strategy", "run_batch", "save_qa_figure", "strategy_names", "strategy_steps",
     "to_model_input", "wiener2", "write_qa_figures",

@@ -28,31 +28,26 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, LimitsConfig, load_config, save_config
 from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
-from mammohybrid.errors import MammohybridError
 from mammohybrid.fileio import (
     atomic_write_text,
-    is_disk_full,
     output_lock,
     refuse_overwriting_inputs,
     stop_on_full_disk,
 )
-from mammohybrid.imaging import decode_image, png_decodes, read_limits, write_png
+from mammohybrid.imaging import png_decodes
 from mammohybrid.preprocess.base import Record
-from mammohybrid.preprocess.chain import Chain, build_chain
 from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
+from mammohybrid.preprocess.pool import ImageTask, PreparedOutcome, PreprocessPool, SingleChain
 from mammohybrid.progress import QUICK_ITEMS, in_blocks, progress_bar
-from mammohybrid.workers import WORKER_DIED, CrashSafePool
 
 RECORDS_NAME = ".records.jsonl"
 STAT_COLUMNS = ["status", "kept_fraction", "roi_empty", "input_height", "input_width",
@@ -60,7 +55,7 @@ STAT_COLUMNS = ["status", "kept_fraction", "roi_empty", "input_height", "input_w
 
 
 @dataclass
-class BatchSummary:
+class BatchReport:
     """What a batch run did: counts over the whole manifest, and where the outputs are."""
 
     out_dir: Path
@@ -99,101 +94,16 @@ def output_name(source: str | os.PathLike[str]) -> str:
     return f"{stem}_{digest}.png"
 
 
-# ----------------------------------------------------------------------------- one image
-Task = tuple[str, str, Record]  # (source, target, what the manifest says of the source)
-
-
-class _Worker:
-    """Process one (source, target, record) task; never raises (a full disk aside, which ends
-    the run): a failure becomes an error record."""
-
-    def __init__(self, chain: Chain, limits: LimitsConfig) -> None:
-        self.chain, self.limits = chain, limits
-
-    @staticmethod
-    def error_record(source: str, target: str, error: str = "") -> dict[str, Any]:
-        return {"source_path": source, "image_path": target, "status": "error",
-                "kept_fraction": None, "roi_empty": None, "input_height": None,
-                "input_width": None, "warnings": "", "error": error}
-
-    def __call__(self, task: Task) -> dict[str, Any]:
-        source, target, known = task
-        record = self.error_record(source, target)
-        try:
-            decoded = decode_image(source, self.limits)
-            record["input_height"], record["input_width"] = map(int, decoded.image.shape[:2])
-            # The manifest's spacing, else the image's own header's (a DICOM's).
-            spacing = known.pixel_spacing_mm or decoded.pixel_spacing_mm
-            result = self.chain(decoded.image, replace(known, pixel_spacing_mm=spacing))
-            write_png(target, result.image)
-        except MammohybridError as error:
-            message = str(error)
-            record["error"] = message if source in message else f"{source}: {message}"
-        except Exception as error:  # noqa: BLE001 - one bad image must not stop the batch
-            if is_disk_full(error):
-                raise
-            record["error"] = f"{source}: {type(error).__name__}: {error}"
-        else:
-            record.update(status="ok", kept_fraction=result.kept_fraction,
-                          roi_empty=result.roi_empty,
-                          warnings="; ".join([*decoded.warnings, *result.warnings]))
-        return record
-
-
-_worker: _Worker | None = None
-
-
-def _init_worker(chain: Chain, limits: LimitsConfig) -> None:
-    global _worker
-    # One OpenCV thread per process: processes already use every core, and threading NLM
-    # gains nothing on crops below about 400 px.
-    cv2.setNumThreads(1)
-    _worker = _Worker(chain, limits)
-
-
-def _work(task: Task) -> dict[str, Any]:
-    assert _worker is not None, "worker process not initialised"
-    return _worker(task)
-
-
-class WorkerPool:
-    """Runs a chain over (source, target) tasks, yielding a record per image as it finishes
-    (in any order). ``workers`` > 1 uses that many processes (a
-    :class:`~mammohybrid.workers.CrashSafePool`: a decoder that kills its process costs that
-    image only), kept for every :meth:`imap` until the ``with`` block ends; 1 runs in this
-    process.
-    """
-
-    def __init__(self, chain: Chain, workers: int, limits: LimitsConfig | None = None) -> None:
-        self.chain, self.workers = chain, max(1, workers)
-        self.limits = limits or read_limits()
-        self._pool: CrashSafePool[Task, dict[str, Any]] | None = None
-
-    def __enter__(self) -> WorkerPool:
-        if self.workers > 1:
-            self._pool = CrashSafePool(self.workers, _work, _crashed_record,
-                                       initializer=_init_worker,
-                                       initargs=(self.chain, self.limits))
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._pool is not None:
-            self._pool.close()  # also stops work in progress on Ctrl-C
-            self._pool = None
-
-    def imap(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
-        if self._pool is None:
-            worker = _Worker(self.chain, self.limits)
-            return (worker(task) for task in tasks)
-        # Crop sizes vary a lot: hand out one image at a time, largest files first, so that no
-        # big crop is left running alone at the end while others idle.
-        ordered = sorted(tasks, key=lambda task: _file_size(task[0]), reverse=True)
-        return self._pool.map_unordered(ordered, max_in_flight=2 * self.workers)
-
-
-def _crashed_record(task: Task) -> dict[str, Any]:
-    source, target, _ = task
-    return _Worker.error_record(source, target, f"{source}: {WORKER_DIED}")
+def _journal_record(outcome: PreparedOutcome, target: str) -> dict[str, Any]:
+    """The journal line (and output manifest statistics) of one finished image."""
+    ok = outcome.ok
+    height, width = outcome.input_shape or (None, None)
+    return {"source_path": outcome.name, "image_path": target,
+            "status": "ok" if ok else "error",
+            "kept_fraction": outcome.kept_fraction if ok else None,
+            "roi_empty": outcome.roi_empty if ok else None,
+            "input_height": height, "input_width": width,
+            "warnings": "; ".join(outcome.warnings) if ok else "", "error": outcome.error}
 
 
 def _file_size(path: str) -> int:
@@ -239,7 +149,8 @@ def _check_same_preprocess(out_dir: Path, config: Config) -> None:
 # ----------------------------------------------------------------------------- the batch
 def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
               config: Config, workers: int = 1, qa: int = 0,
-              data_root: str | os.PathLike[str] | None = None) -> BatchSummary:
+              data_root: str | os.PathLike[str] | None = None,
+              limits: LimitsConfig | None = None) -> BatchReport:
     """Pre-process every image of ``manifest_path`` into ``out_dir`` (see the module doc).
 
     Resumable; a bad image gets an error record and the run goes on. ``qa`` > 0 also writes
@@ -248,22 +159,28 @@ def run_batch(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[
     :func:`~mammohybrid.data.manifest.read_manifest`). Refused before any work: an ``out_dir``
     holding the manifest, or one another process is writing to. A full disk ends the run with
     :class:`~mammohybrid.errors.DiskFullError`; what was finished is kept for the rerun.
+
+    ``workers``: processes that decode and pre-process (1: this process, no worker to crash).
+    ``limits``: the budgets every image read checks (default ``config.limits``; given, they
+    replace them in the saved ``config.yaml`` too).
     """
+    if limits is not None:
+        config = config.model_copy(update={"limits": limits})
     started = time.perf_counter()
     # Absolute paths: write_manifest stores them relative to the output manifest's folder.
     manifest_path, out_dir = Path(manifest_path), Path(out_dir).resolve()
-    chain = build_chain(config.preprocess)  # an unknown strategy fails before any output
+    preparation = SingleChain(config.preprocess)  # an unknown strategy fails before any output
     frame = read_manifest(manifest_path, data_root=data_root)
     refuse_overwriting_inputs([out_dir], [manifest_path])
     out_dir.mkdir(parents=True, exist_ok=True)
     with output_lock(out_dir), stop_on_full_disk(out_dir):
-        summary = _run_locked(frame, out_dir, config, chain, workers, qa)
+        summary = _run_locked(frame, out_dir, config, preparation, workers, qa)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain,
-                workers: int, qa: int) -> BatchSummary:
+def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, preparation: SingleChain,
+                workers: int, qa: int) -> BatchReport:
     _check_same_preprocess(out_dir, config)
     save_config(config, out_dir / SETTINGS_FILE)
     images_dir = out_dir / "images"
@@ -287,13 +204,22 @@ def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain
                 if records.get(source, {}).get("status") == "ok" and _verifies(target):
                     done.add(source)
     known = known_geometry(frame)
-    tasks = [(source, target, known[source]) for source, target in targets.items()
-             if source not in done]
+    tasks = [ImageTask(index, source, known[source], target)
+             for index, (source, target) in enumerate(targets.items()) if source not in done]
+    # The batch's ``workers`` counts processes with 1 meaning this one (one worker process
+    # would only add start-up and transfers); the pool's 0 means this process.
+    processes = min(workers, len(tasks))
+    processes = processes if processes > 1 else 0
+    if processes:
+        # Crop sizes vary a lot: hand out one image at a time, largest files first, so that no
+        # big crop is left running alone at the end while others idle.
+        tasks.sort(key=lambda task: _file_size(task.path), reverse=True)
 
-    with WorkerPool(chain, min(workers, len(tasks)), config.limits) as pool, \
+    with PreprocessPool(preparation, processes, config.limits) as pool, \
             open(records_path, "a", encoding="utf-8") as journal, progress_bar() as bar:
         task_id = bar.add_task("pre-processing", total=len(targets), completed=len(done))
-        for record in pool.imap(tasks):
+        for outcome in pool.map(tasks, max_in_flight=2 * processes):
+            record = _journal_record(outcome, targets[outcome.name])
             # Flushed at once: a kill loses at most the line being written, which the next
             # run drops (and redoes that image).
             journal.write(json.dumps(record) + "\n")
@@ -305,7 +231,7 @@ def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain
     output_path = write_manifest(output, out_dir / "manifest.csv")
     per_image = [records[source] for source in targets]
     failures = [(r["source_path"], r["error"]) for r in per_image if r["status"] != "ok"]
-    summary = BatchSummary(
+    summary = BatchReport(
         out_dir=out_dir, manifest_path=output_path, total=len(frame), images=len(targets),
         processed=len(tasks), resumed=len(done), failed=len(failures),
         roi_empty=sum(bool(r["roi_empty"]) for r in per_image if r["status"] == "ok"),
@@ -313,7 +239,8 @@ def _run_locked(frame: pd.DataFrame, out_dir: Path, config: Config, chain: Chain
     if qa > 0:
         from mammohybrid.preprocess.qa import write_qa_figures
 
-        summary.qa_figures = write_qa_figures(usable_rows(output), chain, out_dir / "qa", qa)
+        summary.qa_figures = write_qa_figures(usable_rows(output), preparation.chain,
+                                              out_dir / "qa", qa)
     return summary
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.config import Config, load_config
+from mammohybrid.config import Config, LimitsConfig, load_config
 from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import ConfigError, ManifestError
@@ -42,6 +42,15 @@ def make_dataset(folder: Path, count: int = 6, bad: bool = True, dark: bool = Tr
     manifest = folder / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
+
+
+def test_the_limits_given_are_checked_and_saved(tmp_path):
+    manifest = make_dataset(tmp_path, count=2, bad=False, dark=False)
+    limits = LimitsConfig(max_image_pixels=100)
+    summary = run_batch(manifest, tmp_path / "out", _config(), limits=limits)
+    assert summary.failed == 2
+    assert "limits.max_image_pixels" in summary.failures[0][1]
+    assert load_config(tmp_path / "out" / "config.yaml").limits == limits
 
 
 def test_output_names_are_readable_unique_and_stable(tmp_path):

@@ -29,8 +29,8 @@ import pandas as pd
 
 from mammohybrid.imaging import read_image
 from mammohybrid.inference import Predictor, predictions_csv
-from mammohybrid.inference.pipeline import DISPLAY_MAX_SIDE
 from mammohybrid.preprocess import LimitSize, Record
+from mammohybrid.preprocess.pool import DISPLAY_MAX_SIDE
 
 # An input whose shorter side, enlarged this many times, is still below the model's input side
 # carries little detail for the model: the page warns about it (the CSV, which is
@@ -190,7 +190,7 @@ class UploadAnalyser:
 
     # ------------------------------------------------------------------ steps
     def _inspect(self, path: Path) -> _Inspection:
-        image = read_image(path)
+        image = read_image(path, self.predictor.config.limits)
         if image.size > self.limits.max_pixels:
             raise _OverPixelLimit(f"{image.shape[1]}x{image.shape[0]} = {image.size:,} pixels, "
                                   f"over the server's limit of {self.limits.max_pixels:,}")
