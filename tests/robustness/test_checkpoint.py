@@ -1,4 +1,5 @@
-"""Issue 12, failure 3: a checkpoint's shape and stride never expand past what the file holds."""
+"""A checkpoint's declared shape and stride never make the reader allocate or read past what
+the file holds, so a crafted or truncated file is an error, not a memory blow-up."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12's weak cases through the commands: exit statuses (0 all done, 3 some failed, 1
+"""Damaged and hostile inputs through the commands: exit statuses (0 all done, 3 some failed, 1
 nothing done), ingest's rejected rows, links out of the root, blank splits, a pickle saved as
 model.keras, a stored threshold out of range, a 1x1 image, predict's output over an input."""
 

@@ -1,5 +1,6 @@
-"""Issue 17 items 4 and 5, issue 12's thresholds: config YAML and threshold.json are strict,
-and every error names the file and the key."""
+"""Config YAML and threshold.json are read strictly (no meaning-changing coercions, no
+aliases, no unsafe tags, thresholds within [0, 1]), and every error names the file and the key,
+so a hand-edited or damaged file fails loudly instead of silently changing a run."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_malformed_threshold_files_are_one_line_errors(tmp_path: Path, text: str
 
 
 def test_unsafe_yaml_tags_are_refused_and_run_nothing(tmp_path: Path, monkeypatch) -> None:
-    """A good case of issue 12 that must stay good."""
+    """A python/object tag is refused before anything runs: loading YAML must never execute code."""
     import os
 
     calls: list[str] = []

@@ -1,6 +1,6 @@
-"""Issue 17 items 1-3 and 7, issue 12's pixel limit and 1x1 warning: every image read goes
-through ``decode_image``, which budgets before decoding, turns anything a decoder raises into
-one ImageReadError, and keeps decoder chatter off the terminal."""
+"""Every image read goes through ``decode_image``, which budgets before decoding (refusing
+decompression bombs from their headers), turns anything a decoder raises into one
+ImageReadError, keeps decoder chatter off the terminal and warns about a 1x1 image."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_a_good_png_is_read_without_warnings(tmp_path: Path) -> None:
 
 def test_a_panic_from_a_native_dicom_plugin_becomes_an_image_error(tmp_path: Path,
                                                                    monkeypatch) -> None:
-    """Issue 17 item 1: pyo3_runtime.PanicException derives from BaseException."""
+    """pyo3_runtime.PanicException derives from BaseException, so catching Exception misses it."""
     import pydicom.dataset
 
     class PanicException(BaseException):
@@ -59,7 +59,7 @@ def test_ctrl_c_and_exit_are_never_swallowed(tmp_path: Path, monkeypatch,
 
 
 def test_a_pgm_declaring_a_huge_width_is_refused_before_decoding(tmp_path: Path) -> None:
-    """Issue 17 item 2: OpenCV's CV_IO_MAX_IMAGE_WIDTH assertion escaped `ingest folder`."""
+    """The header is budgeted first, so OpenCV's CV_IO_MAX_IMAGE_WIDTH assertion never escapes."""
     path = tmp_path / "huge.pgm"
     path.write_bytes(b"P5\n2000000000 2\n255\n" + b"\0" * 64)
     with pytest.raises(ImageReadError, match="4000.0 megapixels, over the 100 megapixel budget"):
@@ -68,7 +68,7 @@ def test_a_pgm_declaring_a_huge_width_is_refused_before_decoding(tmp_path: Path)
 
 @pytest.mark.parametrize("depth,colour", [(8, 0), (16, 2)], ids=["grey8", "rgb16"])
 def test_a_png_bomb_is_refused_from_its_header(tmp_path: Path, depth: int, colour: int) -> None:
-    """Issue 12/17: 30000 x 30000 PNGs decoded to 2.5-10.9 GB."""
+    """A 30000 x 30000 PNG would decode to gigabytes: its header alone is enough to refuse it."""
     path = tmp_path / "bomb.png"
     path.write_bytes(forged_png(30000, 30000, depth, colour))
     with pytest.raises(ImageReadError, match="30000 x 30000 = 900.0 megapixels"):
@@ -76,7 +76,7 @@ def test_a_png_bomb_is_refused_from_its_header(tmp_path: Path, depth: int, colou
 
 
 def test_a_png_chunk_length_past_the_end_is_refused(tmp_path: Path) -> None:
-    """Issue 17 item 3: an IDAT length flipped to 4,143,978,297 cost 4.65 GB."""
+    """A chunk length claiming more bytes than the file holds is refused before any allocation."""
     data = bytearray(png_bytes(small_crop()))
     idat = data.index(b"IDAT") - 4
     data[idat:idat + 4] = struct.pack(">I", 4_143_978_297)
@@ -123,7 +123,7 @@ def test_a_1x1_image_is_read_with_a_warning(tmp_path: Path) -> None:
 
 
 def test_decoder_chatter_goes_to_the_error_not_the_terminal(tmp_path: Path, capfd) -> None:
-    """Issue 17 item 7: libpng/OpenCV lines for files already reported in the CSV."""
+    """libpng/OpenCV messages about a bad file go into its error, which the CSV reports."""
     data = bytearray(png_bytes(small_crop(shape=(64, 64))))
     idat = data.index(b"IDAT") + 4
     data[idat + 2:idat + 40] = b"\xff" * 38  # corrupt compressed data, lengths intact
@@ -163,8 +163,8 @@ def test_a_bomb_costs_no_memory_measured_in_a_subprocess(tmp_path: Path) -> None
 
 
 def test_real_rle_mutants_that_panic_the_decoder_are_error_rows(tmp_path: Path) -> None:
-    """Issue 17 item 1 with real files: RLE Lossless pixel data with a chunk deleted or
-    duplicated makes the native RLE plugin panic (when it is the one installed)."""
+    """A native decoder's panic on real files is one error row: RLE Lossless pixel data with a
+    chunk deleted or duplicated makes the native RLE plugin panic (when it is the one installed)."""
     rng = np.random.default_rng(0)
     pixels = (rng.integers(0, 4096, (100, 100)) * 16).astype(np.uint16)
     data = write_dicom(tmp_path / "rle.dcm", pixels, transfer_syntax="rle").read_bytes()

@@ -1,4 +1,5 @@
-"""Issue 12 / 17 item 6: manifests are validated once (``read_manifest``) for every command."""
+"""Every command validates its manifest through the one reader (``read_manifest``), so a bad
+manifest gets the same one-line error whichever command reads it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 17: a decoder that kills its worker process (segfault, abort) costs that one file."""
+"""A decoder that kills its worker process (segfault, abort) costs that one file, not the batch."""
 
 from __future__ import annotations
 

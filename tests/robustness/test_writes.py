@@ -1,4 +1,4 @@
-"""Issue 12, failures 1 and 2, and the output lock: every file written is complete or absent,
+"""Interrupted writes and the output lock: every file written is complete or absent,
 the resume journal is trusted only for files that still verify, no command writes over its
 own inputs, one writer per output folder."""
 

@@ -33,8 +33,8 @@ PATH_COLUMNS = ["image_path", "mask_path", "source_path", "full_image_path"]
 SPLITS = ("train", "val", "test")
 # Identifier columns are text even when they look like numbers (MIAS patient 1 vs "0001").
 _TEXT_COLUMNS = {"patient_id", "lesion_id", "split", "dataset", "pathology", *PATH_COLUMNS}
-# Manifests from this size on show their reading and checking as a progress bar (about 40,000
-# rows, a few seconds).
+# Manifests from this size on show their reading and checking as a progress bar: from here on
+# the wait is long enough to notice (docs/preprocessing.md, "Large manifests").
 PROGRESS_BYTES = 8 * 2**20
 
 
@@ -51,7 +51,7 @@ def read_manifest(path: str | os.PathLike[str], require_split: bool = True,
     """
     path = Path(path)
     require_manifest_file(path)
-    # A large manifest takes a while (1.4 million rows: tens of seconds): say so as it goes.
+    # A large manifest takes a while to read and check: say so as it goes.
     with progress_bar(disable=path.stat().st_size < PROGRESS_BYTES) as bar:
         reading = bar.add_task(f"reading {path.name}", total=None)
         frame = _read_csv(path)
@@ -118,7 +118,7 @@ def _check_columns(path: Path, frame: pd.DataFrame, require_split: bool) -> None
 class _Resolver:
     """Paths of a manifest made absolute for many rows at a time: each folder is resolved
     once, and only a file that is itself a symbolic link costs a full resolution (resolving
-    every row took most of the 110 s a 1.4-million-row manifest was read in)."""
+    every row took most of a large manifest's reading time; figures in docs/preprocessing.md)."""
 
     def __init__(self, base: Path) -> None:
         self.base = str(base)

@@ -75,7 +75,7 @@ def test_block_changes_images_in_training_reproducibly_with_a_seed() -> None:
 
 def test_block_is_marked_jit_compilable_on_jax(monkeypatch) -> None:
     # Keras flags RandomRotation/Zoom/Translation as not jit-compilable, which would make the
-    # whole train step run un-jitted on JAX (about 6 images/s for the paper model on an H200).
+    # whole train step run un-jitted on JAX, several times slower (figures in docs/model.md).
     assert not any(layer.supports_jit for layer in build_augmentation("paper").layers[:5])
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     assert all(layer.supports_jit for layer in build_augmentation("paper").layers)

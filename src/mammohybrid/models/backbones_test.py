@@ -22,9 +22,9 @@ from mammohybrid.models.backbones import (
     register_backbone,
 )
 
-# Quick to build (the fast test loop); every other backbone is built by the slow test.
+# Quick to build: their output stride is checked in the fast loop. Every entry builds what it
+# declares at the smallest input in tests/test_registries.py.
 CHEAP = ["tinycnn", "smallcnn", "mobilenetv3small"]
-HEAVY = sorted(set(backbone_names()) - set(CHEAP))
 
 
 def test_registry_holds_the_required_backbones() -> None:
@@ -45,23 +45,13 @@ def test_register_refuses_a_duplicate_unless_asked() -> None:
     assert register_backbone(spec, overwrite=True) is spec
 
 
-def _check_output(name: str, size: int) -> None:
-    spec = get_backbone(name)
-    model = spec.build(size)
-    assert model.name == name
-    assert model.output.shape[-1] == spec.channels
-    assert model.output.shape[1] == model.output.shape[2] == -(-size // 32)
-
-
 @pytest.mark.parametrize("name", CHEAP)
 def test_backbone_builds_with_declared_channels_and_stride_32(name: str) -> None:
-    _check_output(name, 64)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", HEAVY)
-def test_heavy_backbone_builds_with_declared_channels(name: str) -> None:
-    _check_output(name, 64)
+    spec = get_backbone(name)
+    model = spec.build(64)
+    assert model.name == name
+    assert model.output.shape[-1] == spec.channels
+    assert model.output.shape[1] == model.output.shape[2] == 2
 
 
 # Keras' own preprocess_input functions are the reference for each declared scaling.

@@ -63,8 +63,9 @@ def wiener2(image: np.ndarray, window: int = 3, noise: float | None = None) -> n
 
     Local mean m and variance v over a ``window`` x ``window`` neighbourhood (zero padding, as
     MATLAB ``filter2``), noise n = mean of v when not given, and
-    out = m + (x - m) * max(v - n, 0) / max(v, n). Box filters make it 5-8x faster than
-    ``scipy.signal.wiener``, with which it agrees to about 1e-11. Where v and n are both 0 (a
+    out = m + (x - m) * max(v - n, 0) / max(v, n). Box filters make it faster than
+    ``scipy.signal.wiener`` (figures in docs/preprocessing.md), with which it agrees to about
+    1e-11. Where v and n are both 0 (a
     flat image) the gain is 0 and the output is m, not scipy's NaN.
     """
     x = image.astype(np.float64)

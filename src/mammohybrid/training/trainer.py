@@ -148,8 +148,9 @@ class _FeaturePlan:
         self.fit_model = head_model(model, backbones)
         self.cache = cache
         self.steps = cache.train.steps
-        # A head step is tiny: the whole epoch runs in one call of the compiled step (same
-        # updates as step by step, about 1.5x faster per epoch here).
+        # A head step is tiny, so Keras' per-call overhead dominates: the whole epoch runs in
+        # one call of the compiled step (same updates as step by step, faster per epoch; see
+        # docs/model.md, "Performance").
         self.steps_per_execution = self.steps
         self.val_labels = cache.val.labels
 

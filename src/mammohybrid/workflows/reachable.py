@@ -1,6 +1,6 @@
 """Whether a server answers at all, asked in a few seconds before handing its address to a
-library that would wait minutes for it (Ray retries a GCS address for over 400 s, ignoring
-Ctrl-C meanwhile; MLflow retries an HTTP tracking server with back-off for about 250 s)."""
+library that would wait minutes for it (Ray retries a GCS address, ignoring Ctrl-C meanwhile;
+MLflow retries an HTTP tracking server with back-off; how long each: docs/evaluation.md)."""
 
 from __future__ import annotations
 
