@@ -50,7 +50,7 @@ from mammohybrid.fileio import (
 from mammohybrid.imaging import decode_image, png_decodes, read_limits, write_png
 from mammohybrid.preprocess.base import Record
 from mammohybrid.preprocess.chain import Chain, build_chain
-from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
+from mammohybrid.preprocess.settings import SETTINGS_FILE, check_same_preprocess
 from mammohybrid.progress import QUICK_ITEMS, in_blocks, progress_bar
 from mammohybrid.workers import WORKER_DIED, CrashSafePool
 

@@ -26,7 +26,7 @@ import tensorflow as tf
 from mammohybrid.config import Config
 from mammohybrid.data.manifest import check_no_patient_leak, read_manifest, usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
-from mammohybrid.preprocess.dataset import ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.training.callbacks import BatchProgress
 from mammohybrid.workers import usable_cores
 
@@ -68,7 +68,7 @@ def with_preprocessed_manifest(config: Config) -> Config:
     """``config`` whose ``data.manifest`` is the pre-processed manifest its ``preprocess``
     section needs: a raw manifest is pre-processed with those settings (cached, resumable), a
     manifest pre-processed with other settings is refused
-    (:func:`mammohybrid.preprocess.dataset.ensure_preprocessed`)."""
+    (:func:`mammohybrid.preprocess.cache.ensure_preprocessed`)."""
     manifest = ensure_preprocessed(training_manifest(config), config)
     return config.model_copy(update={"data": config.data.model_copy(update={"manifest": manifest})})
 
