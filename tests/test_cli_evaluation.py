@@ -175,7 +175,7 @@ def test_features_npz(trained_run, toy, tmp_path):
 
 def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_path):
     from mammohybrid.errors import ConfigError
-    from mammohybrid.evaluation.features import extract_features
+    from mammohybrid.evaluation.feature_export import extract_features
 
     other = tmp_path / "median"
     other.mkdir()

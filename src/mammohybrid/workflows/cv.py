@@ -51,7 +51,8 @@ from mammohybrid.preprocess.settings import SETTINGS_FILE
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
-from mammohybrid.workflows.tracking import ensure_trained, open_tracker
+from mammohybrid.workflows.tracking import open_tracker
+from mammohybrid.workflows.training_runs import ensure_trained
 
 
 @dataclass(frozen=True)

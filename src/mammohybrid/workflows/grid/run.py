@@ -41,7 +41,8 @@ from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
 from mammohybrid.workflows.grid.result_table import write_result_table
 from mammohybrid.workflows.grid.spec import CellResult, GridCell, GridSpec
-from mammohybrid.workflows.tracking import ensure_trained, open_tracker
+from mammohybrid.workflows.tracking import open_tracker
+from mammohybrid.workflows.training_runs import ensure_trained
 
 ERROR_FILE = "grid_error.txt"  # a failed cell's traceback, in its run directory
 
