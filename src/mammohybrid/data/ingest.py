@@ -115,7 +115,7 @@ def _ingest_locked(source: str, root: str | os.PathLike[str], outputs: IngestOut
         raise DatasetError(f"{root}: no usable image found ({why})")
     with atomic_open(outputs.summary_csv, "w", newline="", encoding="utf-8") as handle:
         result.summary().to_csv(handle, index=False)
-    atomic_write_text(outputs.summary_md, summary_markdown(result, root))
+    atomic_write_text(outputs.summary_md, ingest_summary_markdown(result, root))
     save_config(config, outputs.config)
     write_manifest(result.frame, outputs.manifest)  # last: its presence means all is written
     return result
@@ -126,7 +126,7 @@ def _write_errors(result: IngestResult, path: Path) -> None:
         result.errors_frame().to_csv(handle, index=False)
 
 
-def summary_markdown(result: IngestResult, root: str | os.PathLike[str]) -> str:
+def ingest_summary_markdown(result: IngestResult, root: str | os.PathLike[str]) -> str:
     """The summary as Markdown: the split table, skipped rows by reason, notes."""
     table = result.summary()
     lines = [f"# Ingest summary: {result.dataset}", "", f"Source: `{root}`", "",
