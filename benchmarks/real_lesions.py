@@ -69,7 +69,7 @@ from mammohybrid.evaluation.paired import (  # noqa: E402
     paired_auc_difference,
     pooled_auc_with_interval,
 )
-from mammohybrid.preprocess.dataset import ensure_preprocessed  # noqa: E402
+from mammohybrid.preprocess.cache import ensure_preprocessed  # noqa: E402
 from mammohybrid.training.linear_head import CACHE_FOLDER, PooledFeatureCache  # noqa: E402
 from mammohybrid.workflows.cv import (  # noqa: E402
     fold_manifests,
@@ -153,7 +153,7 @@ from mammohybrid.tensorflow_env import configure_tensorflow
 configure_tensorflow(quiet=True)
 from mammohybrid.config import load_config, with_overrides
 from mammohybrid.data.manifest import read_manifest, usable_rows
-from mammohybrid.preprocess.dataset import ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.training.linear_head import PooledFeatureCache
 from mammohybrid.workflows.cv import run_cv
 

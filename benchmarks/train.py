@@ -68,13 +68,13 @@ import tensorflow as tf  # noqa: E402
 from mammohybrid.config import Config, load_config  # noqa: E402
 from mammohybrid.models import build_model  # noqa: E402
 from mammohybrid.training import train  # noqa: E402
-from mammohybrid.training.data import (  # noqa: E402
+from mammohybrid.training.devices import cpu_kernels  # noqa: E402
+from mammohybrid.training.input_pipeline import (  # noqa: E402
     PREFETCH_BATCHES,
     ImageSplit,
     fixed_pipeline,
     load_splits,
 )
-from mammohybrid.training.devices import cpu_kernels  # noqa: E402
 from mammohybrid.training.runtime import seed_everything, training_runtime  # noqa: E402
 from mammohybrid.training.toydata import make_toy_dataset  # noqa: E402
 from mammohybrid.training.trainer import compile_for_training  # noqa: E402
@@ -127,7 +127,7 @@ def raw_images_per_second(config: Config, epochs: int) -> list[float]:
     model = build_model(config.model)
     compile_for_training(model, config.train, steps_per_epoch=len(dataset))
     timer = EpochSplit()
-    # tf.data's autotuning off, as the product's pipeline has it (training/data.py).
+    # tf.data's autotuning off, as the product's pipeline has it (training/input_pipeline.py).
     model.fit(fixed_pipeline(dataset.prefetch(PREFETCH_BATCHES)), epochs=epochs, shuffle=False,
               verbose=0, callbacks=[timer])
     return [len(split) / s for s in timer.parts["train phase"][1:]]

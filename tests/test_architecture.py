@@ -3,12 +3,14 @@
 Every import is read from the source (``ast``), lazy imports inside functions included, so an
 upward import cannot hide behind a function-level ``import``. Modules beside each other in one
 layer (``inference`` and ``evaluation``; ``workflows`` and ``serve``) do not import each other;
-a package imports itself freely.
+a package imports itself freely. No module imports itself back through others: the import
+graph of the library's modules has no cycle.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,122 @@ def test_the_check_sees_lazy_and_relative_imports() -> None:
               "from ..workflows import cv\nfrom mammohybrid import cli\nimport numpy\n")
     found = sorted(_imports_in(source, ("mammohybrid", "training")))
     assert [name for _, name in found] == ["evaluation", "workflows", "cli"]
+
+
+# --------------------------------------------------------------------------- cycles
+def _module_name(path: Path) -> str:
+    """Dotted name of a library file; a package's ``__init__`` is the package itself."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules_imported(source: str, module: str, is_package: bool,
+                      modules: set[str]) -> set[str]:
+    """The modules of ``modules`` that ``source`` (the module ``module``) imports anywhere in
+    its body. ``from package import name`` imports the submodule ``name`` where there is one,
+    else the package; an import of a module's attribute counts as one of the module."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against the module's package
+                anchor = package[:len(package) - node.level + 1]
+                base = ".".join([*anchor, *filter(None, [base])])
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target not in modules and "." in target:
+                target = target.rsplit(".", 1)[0]
+            if target in modules and target != module:
+                found.add(target)
+    return found
+
+
+def _import_graph(sources: Mapping[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """module -> the modules it imports, for ``sources``: module -> (source, is a package)."""
+    modules = set(sources)
+    return {module: _modules_imported(source, module, is_package, modules)
+            for module, (source, is_package) in sources.items()}
+
+
+def _cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm,
+    iterative), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components = []
+    work: list[tuple[str, Iterator[str]]] = []  # the depth-first path, each with what is left
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        work.append((module, iter(sorted(graph[module]))))
+
+    for root in sorted(graph):
+        if root in index:
+            continue
+        visit(root)
+        while work:
+            module, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    visit(target)
+                elif target in on_stack:
+                    low[module] = min(low[module], index[target])
+                continue
+            work.pop()
+            if work:
+                caller = work[-1][0]
+                low[caller] = min(low[caller], low[module])
+            if low[module] == index[module]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == module:
+                        break
+                if len(component) > 1:
+                    components.append(sorted(component))
+    return sorted(components)
+
+
+def test_no_import_cycle() -> None:
+    graph = _import_graph({_module_name(path): (path.read_text(encoding="utf-8"),
+                                                path.name == "__init__.py")
+                           for path in _library_files()})
+    cycles = _cycles(graph)
+    assert not cycles, "modules that import each other (directly or through others): " + \
+        "; ".join(" <-> ".join(cycle) for cycle in cycles)
+
+
+def test_the_cycle_check_sees_a_lazy_two_module_cycle() -> None:
+    graph = _import_graph({
+        "mammohybrid.data": ("", True),
+        "mammohybrid.data.a": ("def f():\n    from mammohybrid.data import b\n", False),
+        "mammohybrid.data.b": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                               "    from .a import f\n", False),
+        "mammohybrid.data.c": ("from mammohybrid.data.a import f\nimport mammohybrid.data\n",
+                               False),
+    })
+    assert graph["mammohybrid.data.c"] == {"mammohybrid.data.a", "mammohybrid.data"}
+    assert _cycles(graph) == [["mammohybrid.data.a", "mammohybrid.data.b"]]
+
+
+def test_a_package_init_importing_its_own_module_back_is_a_cycle() -> None:
+    graph = _import_graph({
+        "mammohybrid.grid": ("from mammohybrid.grid.run import run\n", True),
+        "mammohybrid.grid.run": ("from mammohybrid.grid import spec\n", False),
+        "mammohybrid.grid.spec": ("import mammohybrid.grid\n", False),
+    })
+    assert _cycles(graph) == [["mammohybrid.grid", "mammohybrid.grid.run",
+                               "mammohybrid.grid.spec"]]

@@ -175,7 +175,7 @@ def test_features_npz(trained_run, toy, tmp_path):
 
 def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_path):
     from mammohybrid.errors import ConfigError
-    from mammohybrid.evaluation.features import extract_features
+    from mammohybrid.evaluation.feature_export import extract_features
 
     other = tmp_path / "median"
     other.mkdir()
@@ -325,7 +325,7 @@ def test_train_with_mlflow_logs_params_epochs_and_files(toy, tmp_path):
 def test_cv_and_train_apply_the_configs_preprocessing_to_a_raw_manifest(raw_toy, tmp_path):
     """The settings are never silently ignored: two strategies on one raw manifest train on
     two differently pre-processed datasets and give different out-of-fold predictions."""
-    from mammohybrid.preprocess.dataset import manifest_preprocess
+    from mammohybrid.preprocess.settings import manifest_preprocess
     from mammohybrid.training import train
     from mammohybrid.workflows.cv import run_cv
 

@@ -374,7 +374,7 @@ def test_nothing_is_left_on_disk(client, crops, tmp_path, monkeypatch) -> None:
     assert list(scratch.iterdir()) == []
 
 
-def test_run_summary(client, predictor, run_dir, tmp_path) -> None:
+def test_run_panel(client, predictor, run_dir, tmp_path) -> None:
     run = client.get("/api/run").json()
     threshold = json.loads((run_dir / "threshold.json").read_text())
     assert run["threshold"] == threshold

@@ -7,9 +7,9 @@ again with the evaluation's figures and intervals, and ``serve`` shows it. Every
 from the run directory - ``config.yaml``, ``threshold.json``, ``run.json``, whose ``data``
 entry (:func:`data_summary`) training records from the manifest it read - so the card can be
 written again at any time without the data. The evaluation section is given by the caller
-(:mod:`mammohybrid.evaluation.summary` reads the run's evaluations); without one the card says
-how to get it. NumPy/pandas only, like :mod:`mammohybrid.run_dir`: reading or writing a card
-imports no TensorFlow (``serve`` on an ONNX export shows it).
+(:mod:`mammohybrid.evaluation.run_evaluations` reads the run's evaluations); without one the card
+says how to get it. NumPy/pandas only, like :mod:`mammohybrid.run_dir`: reading or writing a
+card imports no TensorFlow (``serve`` on an ONNX export shows it).
 """
 
 from __future__ import annotations

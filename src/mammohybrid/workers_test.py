@@ -26,7 +26,7 @@ def test_predict_and_preprocess_default_to_every_usable_core() -> None:
     import typer.main
 
     from mammohybrid.cli import app
-    from mammohybrid.preprocess.dataset import default_workers
+    from mammohybrid.preprocess.cache import default_workers
 
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     commands = {command.name: command for command in typer.main.get_command(app).commands.values()}

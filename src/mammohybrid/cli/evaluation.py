@@ -253,7 +253,7 @@ def features(
     The vector is the concatenated, globally pooled backbone features; arrays image_path and X
     (+ label, patient_id, split when the manifest has them).
     """
-    from mammohybrid.evaluation.features import extract_features
+    from mammohybrid.evaluation.feature_export import extract_features
 
     path = extract_features(run_dir, manifest, out)
     typer.echo(f"features: {path}")

@@ -36,7 +36,7 @@ from mammohybrid.data.cbis_ddsm_jpeg import (
     read_dicom_info,
 )
 from mammohybrid.data.cbis_ddsm_tcia import TCIAResolver, is_dicom_name
-from mammohybrid.data.ingest import IngestResult, RowProblem, register_source
+from mammohybrid.data.sources import IngestResult, RowProblem, register_source
 from mammohybrid.fileio import InputTree
 from mammohybrid.progress import track
 

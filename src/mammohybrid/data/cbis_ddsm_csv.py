@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import DataConfig
-from mammohybrid.data.ingest import (
+from mammohybrid.data.sources import (
     BAD_VALUE,
     DUPLICATE_ROW,
     MISSING_COLUMNS,

@@ -8,8 +8,8 @@ import pytest
 from mammohybrid.config import DataConfig
 from mammohybrid.data.cbis_ddsm import link_lesions
 from mammohybrid.data.cbis_ddsm_csv import find_case_csvs, load_case_table
-from mammohybrid.data.ingest import IngestResult
 from mammohybrid.data.manifest import check_no_patient_leak
+from mammohybrid.data.sources import IngestResult
 from mammohybrid.data.splits import assign_splits
 from mammohybrid.errors import DatasetError
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.data.cbis_ddsm_csv import ResolvedROI, csv_path_parts
-from mammohybrid.data.ingest import (
+from mammohybrid.data.sources import (
     MISSING_FILE,
     MISSING_VALUE,
     NO_CROP,

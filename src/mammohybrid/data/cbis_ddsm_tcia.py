@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mammohybrid.data.cbis_ddsm_csv import ResolvedROI, csv_path_parts
-from mammohybrid.data.ingest import MISSING_FILE, NO_CROP, UNREADABLE_IMAGE, RowProblem
+from mammohybrid.data.sources import MISSING_FILE, NO_CROP, UNREADABLE_IMAGE, RowProblem
 from mammohybrid.errors import ImageReadError
 from mammohybrid.imaging import DecodedImage, decode_image
 

@@ -19,7 +19,7 @@ from mammohybrid.data.conftest import (
     write_case_csv,
     write_case_files,
 )
-from mammohybrid.data.ingest import RowProblem
+from mammohybrid.data.sources import RowProblem
 from mammohybrid.imaging import read_image, write_dicom
 
 

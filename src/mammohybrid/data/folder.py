@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammohybrid.config import DataConfig
-from mammohybrid.data.ingest import (
+from mammohybrid.data.sources import (
     BAD_VALUE,
     DUPLICATE_ROW,
     MISSING_FILE,

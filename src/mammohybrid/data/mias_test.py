@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from mammohybrid.config import Config, DataConfig
-from mammohybrid.data.ingest import IngestResult, run_ingest
+from mammohybrid.data.ingest import run_ingest
 from mammohybrid.data.manifest import check_no_patient_leak, read_manifest
 from mammohybrid.data.mias import crop_box, ingest_mias, read_info
+from mammohybrid.data.sources import IngestResult
 from mammohybrid.errors import DatasetError
 from mammohybrid.imaging import read_image
 

@@ -9,5 +9,5 @@ Modules (import what you need; nothing heavy is imported here):
 - :mod:`~mammohybrid.evaluation.bootstrap` -- 95 % intervals by resampling patients
 - :mod:`~mammohybrid.evaluation.evaluate` -- a run directory -> predictions, metrics, report
 - :mod:`~mammohybrid.evaluation.plots`, :mod:`~mammohybrid.evaluation.report` -- figures, HTML/MD
-- :mod:`~mammohybrid.evaluation.features` -- pooled feature vectors to ``.npz``
+- :mod:`~mammohybrid.evaluation.feature_export` -- pooled feature vectors to ``.npz``
 """

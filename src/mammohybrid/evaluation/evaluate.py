@@ -36,9 +36,9 @@ from mammohybrid.evaluation.metrics import (
 )
 from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_roc
 from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
-from mammohybrid.evaluation.summary import write_run_model_card
+from mammohybrid.evaluation.run_evaluations import write_run_model_card
 from mammohybrid.fileio import atomic_open, atomic_write_json
-from mammohybrid.preprocess.dataset import ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
 
 PREDICTION_COLUMNS = ["image", "patient", "label", "probability", "predicted", "split"]

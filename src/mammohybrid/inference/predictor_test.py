@@ -68,8 +68,7 @@ def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -
 def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tmp_path) -> None:
     """A run whose pre-processing output (48 px) is larger than the model input (32 px), as
     with the scratch-cnn preset: the predictor resizes exactly like the training pipeline."""
-    from mammohybrid.training.data import decode_image
-    from mammohybrid.training.data import to_model_input as training_input
+    from mammohybrid.training.input_pipeline import grey_to_model_rgb, read_resized_grey
 
     config = predictor.config.model_copy(deep=True)
     config.preprocess.output_size = 48
@@ -77,7 +76,7 @@ def test_images_are_resized_to_the_model_as_in_training(predictor: Predictor, tm
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(3)]
     paths = [write_png(tmp_path / f"{k}.png", image) for k, image in enumerate(images)]
-    expected = np.stack([training_input(decode_image(str(p), 32)).numpy() for p in paths])
+    expected = np.stack([grey_to_model_rgb(read_resized_grey(str(p), 32)).numpy() for p in paths])
     np.testing.assert_array_equal(resized.model_inputs(images), expected)
     assert resized.predict_arrays(images)["error"].eq("").all()  # the whole path runs at 48 px
 

@@ -45,8 +45,8 @@ from mammohybrid.fileio import (
 )
 from mammohybrid.imaging import png_decodes
 from mammohybrid.preprocess.base import Record
-from mammohybrid.preprocess.dataset import SETTINGS_FILE, check_same_preprocess
 from mammohybrid.preprocess.pool import ImageTask, PreparedOutcome, PreprocessPool, SingleChain
+from mammohybrid.preprocess.settings import SETTINGS_FILE, check_same_preprocess
 from mammohybrid.progress import QUICK_ITEMS, in_blocks, progress_bar
 
 RECORDS_NAME = ".records.jsonl"

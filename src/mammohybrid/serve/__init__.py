@@ -6,7 +6,7 @@ as a sortable table and ``predict``'s CSV; the run's configuration, threshold an
 
 - ``analysis.py``: uploads -> results (the Predictor's rows, the chain's steps, Grad-CAM);
   no web library.
-- ``summary.py``: the run panel.
+- ``run_panel.py``: the run panel.
 - ``app.py``: the FastAPI application (needs the optional extra ``mammohybrid[web]``).
 - ``static/index.html``: the page, CSS and JavaScript inline, no external asset.
 """

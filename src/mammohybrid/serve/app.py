@@ -3,7 +3,7 @@
 Routes:
 
 - ``GET /``: the page (one HTML file with its CSS and JavaScript inline; no external asset);
-- ``GET /api/run``: the run summary (configuration, threshold, evaluations, upload limits);
+- ``GET /api/run``: the run panel (configuration, threshold, evaluations, upload limits);
 - ``POST /api/predict``: multipart ``files`` -> per file the probability row, the pre-processing
   strip and Grad-CAM overlays, and the CSV ``mammohybrid predict`` writes for them.
 
@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 
 from mammohybrid.inference import Predictor
 from mammohybrid.serve.analysis import Upload, UploadAnalyser, UploadLimits, safe_file_name
+from mammohybrid.serve.run_panel import run_panel
 from mammohybrid.serve.security import (
     AccessGuard,
     AccessPolicy,
@@ -46,7 +47,6 @@ from mammohybrid.serve.security import (
     Send,
     security_headers,
 )
-from mammohybrid.serve.summary import run_summary
 
 # Bytes copied from an upload at a time.
 COPY_CHUNK = 1 << 20
@@ -157,10 +157,10 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_app(analyser: UploadAnalyser, summary: dict[str, Any],
+def create_app(analyser: UploadAnalyser, panel: dict[str, Any],
                access: AccessPolicy) -> ASGIApp:
-    """The application for one loaded run: ``analyser`` predicts, ``summary`` is the run
-    panel's content (:func:`mammohybrid.serve.summary.run_summary`), ``access`` says whom it
+    """The application for one loaded run: ``analyser`` predicts, ``panel`` is the run
+    panel's content (:func:`mammohybrid.serve.run_panel.run_panel`), ``access`` says whom it
     answers (:mod:`mammohybrid.serve.security`).
 
     Outermost first: the security headers (on every answer, refusals and server errors
@@ -182,8 +182,8 @@ def create_app(analyser: UploadAnalyser, summary: dict[str, Any],
         return HTMLResponse(page)
 
     @app.get("/api/run")
-    def run_panel() -> dict[str, Any]:
-        return {**summary, "limits": {"max_file_bytes": limits.max_file_bytes,
+    def run_panel_with_limits() -> dict[str, Any]:
+        return {**panel, "limits": {"max_file_bytes": limits.max_file_bytes,
                                       "max_files": limits.max_files,
                                       "max_pixels": limits.max_pixels}}
 
@@ -252,4 +252,4 @@ def app_for_run(predictor: Predictor, run_dir: str | os.PathLike[str],
     """The application for a run loaded as ``predictor`` from ``run_dir``, answering as
     ``access`` says."""
     analyser = UploadAnalyser(predictor, limits or UploadLimits())
-    return create_app(analyser, run_summary(run_dir, predictor, metrics_files), access)
+    return create_app(analyser, run_panel(run_dir, predictor, metrics_files), access)

@@ -60,7 +60,7 @@ from mammohybrid.fileio import atomic_path
 from mammohybrid.models.hybrid import OUTPUT_NAME, build_model, feature_extractor, float32_policy
 from mammohybrid.models.tta import average_over_views
 from mammohybrid.training.callbacks import BatchProgress, epoch_logs
-from mammohybrid.training.data import ImageSplit
+from mammohybrid.training.input_pipeline import ImageSplit
 
 CACHE_FOLDER = ".pooled-features"  # beside the images, one .npz per model setting
 WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a .keras archive

@@ -18,7 +18,7 @@ from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.errors import ConfigError
 from mammohybrid.imaging import read_image
 from mammohybrid.models.hybrid import feature_extractor, load_model
-from mammohybrid.training.data import ImageSplit, load_splits
+from mammohybrid.training.input_pipeline import ImageSplit, load_splits
 from mammohybrid.training.linear_head import (
     CACHE_FOLDER,
     LogisticHead,

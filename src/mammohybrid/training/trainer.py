@@ -39,13 +39,13 @@ from mammohybrid.run_dir import RunDir
 from mammohybrid.training.callbacks import EpochProgress, ExactValidation, TensorBoardLog
 from mammohybrid.training.checkpoint import Backup, TrainingState, restore, snapshot
 from mammohybrid.training.curves import plot_training_curves
-from mammohybrid.training.data import (
+from mammohybrid.training.feature_cache import FeatureCache, head_model, uses_feature_cache
+from mammohybrid.training.input_pipeline import (
     ImageSplit,
     load_splits,
     predict_manifest,
     with_preprocessed_manifest,
 )
-from mammohybrid.training.features import FeatureCache, head_model, uses_feature_cache
 from mammohybrid.training.linear_head import fit_logistic_head, write_model_with_head
 from mammohybrid.training.runtime import Runtime, training_runtime
 

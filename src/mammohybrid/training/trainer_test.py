@@ -81,7 +81,7 @@ def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
 def test_threshold_is_chosen_on_validation(finished_run) -> None:
     from mammohybrid.decision import select_threshold
     from mammohybrid.training import predict_manifest
-    from mammohybrid.training.data import load_splits
+    from mammohybrid.training.input_pipeline import load_splits
 
     run, config = finished_run
     val = load_splits(config)["val"]
@@ -95,7 +95,7 @@ def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
     from sklearn.metrics import roc_auc_score
 
     from mammohybrid.training import predict_manifest
-    from mammohybrid.training.data import load_splits
+    from mammohybrid.training.input_pipeline import load_splits
 
     run, config = finished_run
     val = load_splits(config)["val"]

@@ -46,11 +46,13 @@ from mammohybrid.evaluation.evaluate import (
 from mammohybrid.evaluation.metrics import METRIC_NAMES, mean_and_std, weighted_auc
 from mammohybrid.evaluation.plots import RocInput, plot_roc
 from mammohybrid.fileio import atomic_open, atomic_write_json
-from mammohybrid.preprocess.dataset import SETTINGS_FILE, ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
+from mammohybrid.preprocess.settings import SETTINGS_FILE
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
-from mammohybrid.workflows.tracking import ensure_trained, open_tracker
+from mammohybrid.workflows.tracking import open_tracker
+from mammohybrid.workflows.training_runs import ensure_trained
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
     """Run (or resume) K x R fold trainings and summarise them (see module doc).
 
     ``manifest`` defaults to ``data.manifest``; a raw manifest is pre-processed first with the
-    config's settings (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`). The rows
+    config's settings (:func:`~mammohybrid.preprocess.cache.ensure_preprocessed`). The rows
     of its ``test`` split are left out (kept for a final, untouched evaluation) unless
     ``include_test``; ``summary["rows"]`` says which rows were used. The folds run on
     ``executor`` (default: one after the other in this process); ``callbacks`` (Keras

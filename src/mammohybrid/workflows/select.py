@@ -307,11 +307,11 @@ def _write(out: Path, nested: pd.DataFrame, fold_rows: list[dict[str, Any]],
         with atomic_open(files[key], "w", newline="", encoding="utf-8") as handle:
             table.to_csv(handle, index=False)
     atomic_write_json(files["summary"], summary)
-    atomic_write_text(files["summary_md"], summary_markdown(summary))
+    atomic_write_text(files["summary_md"], selection_summary_markdown(summary))
     return files
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
+def selection_summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as a Markdown page: the nested row, each candidate's plain row, the paired
     differences, the winners and the recommendation."""
     def row(name: str, scores: dict[str, Any]) -> str:

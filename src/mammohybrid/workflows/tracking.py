@@ -169,17 +169,6 @@ def track_training(tracker: Tracker | None, config: Config, out_dir: str | os.Pa
     return run
 
 
-def ensure_trained(tracker: Tracker | None, config: Config, run: RunDir,
-                   callbacks: Sequence[Any] = ()) -> RunDir:
-    """Train ``run``, resuming it when it exists, as the grid and cross-validation do for each
-    of their runs. ``train``'s resume rules apply: an interrupted run continues from its last
-    epoch, a finished one with all its epochs is only logged, one given more epochs trains
-    them, and one started with another configuration is refused (never reported as if it had
-    been trained with this one)."""
-    return track_training(tracker, config, run.root, resume=run.root.exists(),
-                          callbacks=callbacks)
-
-
 def open_tracker(uri: str | None, run_name: str | None = None,
                  **kwargs: Any) -> contextlib.AbstractContextManager[Tracker | None]:
     """``with open_tracker(uri, name) as tracker:`` -- a :class:`Tracker` when ``uri`` is given,

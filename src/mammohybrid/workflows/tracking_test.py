@@ -96,25 +96,6 @@ def test_sqlite_store_needs_sqlalchemy(tmp_path):
         assert _client(uri).get_run(tracker.run_id).data.metrics == {"auc": 0.5}
 
 
-@pytest.mark.slow
-def test_ensure_trained_follows_the_resume_rules_of_train(tmp_path, toy, tiny_config):
-    from mammohybrid.errors import ConfigError
-    from mammohybrid.workflows.tracking import ensure_trained
-
-    def config(*extra):
-        return tiny_config(toy, "train.epochs=1", *extra)
-
-    run = RunDir.at(tmp_path / "run")
-    ensure_trained(None, config(), run)
-    model_time = run.model.stat().st_mtime_ns
-    ensure_trained(None, config(), run)  # finished: nothing retrained
-    assert run.model.stat().st_mtime_ns == model_time
-    ensure_trained(None, config("train.epochs=2"), run)  # more epochs: trained, not skipped
-    assert json.loads(run.info.read_text())["epochs"] == 2
-    with pytest.raises(ConfigError, match="another configuration"):
-        ensure_trained(None, config("train.epochs=2", "model.pooling=max"), run)
-
-
 def test_a_tracking_server_nobody_answers_at_fails_at_once_naming_it(monkeypatch,
                                                                     closed_port):
     """MLflow would retry it for minutes, silently: no client is made for it."""

@@ -35,13 +35,14 @@ from mammohybrid.evaluation.evaluate import (
     release_models,
 )
 from mammohybrid.fileio import atomic_write_json, atomic_write_text
-from mammohybrid.preprocess.dataset import ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
-from mammohybrid.workflows.grid.spec import GridCell, GridSpec
-from mammohybrid.workflows.grid.summary import write_summary
-from mammohybrid.workflows.tracking import ensure_trained, open_tracker
+from mammohybrid.workflows.grid.result_table import write_result_table
+from mammohybrid.workflows.grid.spec import CellResult, GridCell, GridSpec
+from mammohybrid.workflows.tracking import open_tracker
+from mammohybrid.workflows.training_runs import ensure_trained
 
 ERROR_FILE = "grid_error.txt"  # a failed cell's traceback, in its run directory
 
@@ -51,7 +52,7 @@ def prepare_datasets(spec: GridSpec, out_dir: Path, workers: int = 1) -> dict[st
     pre-processed once per distinct ``preprocess`` section into ``OUT/datasets/`` and reused
     when the grid is run again; a pre-processed one is used by the cells whose settings it
     matches and refused for the others
-    (:func:`~mammohybrid.preprocess.dataset.ensure_preprocessed`)."""
+    (:func:`~mammohybrid.preprocess.cache.ensure_preprocessed`)."""
     if spec.manifest is None:
         raise ConfigError(f"{spec.source}: no manifest; give 'manifest' in the grid file or "
                           "--manifest")
@@ -60,18 +61,6 @@ def prepare_datasets(spec: GridSpec, out_dir: Path, workers: int = 1) -> dict[st
     return {cell.name: ensure_preprocessed(spec.manifest, cell.config,
                                            cache_root=out_dir / "datasets", workers=workers)
             for cell in spec.cells}
-
-
-@dataclass
-class CellResult:
-    """The outcome of one cell: its validation and test metrics, or why it has none."""
-
-    cell: GridCell
-    run_dir: Path
-    status: str  # "finished", "failed"
-    val: dict[str, Any] | None = None
-    test: dict[str, Any] | None = None
-    error: str = ""
 
 
 @dataclass
@@ -175,7 +164,7 @@ def run_grid(spec: GridSpec, out_dir: str | os.PathLike[str], *, workers: int = 
                  for index, cell in enumerate(spec.cells, start=1)]
         results = executor.map(run_cell, tasks)
         best = select_best(results, spec.select_by)
-        csv_path, md_path = write_summary(spec, results, best, out)
+        csv_path, md_path = write_result_table(spec, results, best, out)
         best_report = None
         if best is not None and report_best:
             best_cell = next(r for r in results if r.cell.name == best)

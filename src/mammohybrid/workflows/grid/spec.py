@@ -60,6 +60,18 @@ class GridCell:
     config: Config
 
 
+@dataclass
+class CellResult:
+    """The outcome of one cell: its validation and test metrics, or why it has none."""
+
+    cell: GridCell
+    run_dir: Path
+    status: str  # "finished", "failed"
+    val: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
+    error: str = ""
+
+
 @dataclass(frozen=True)
 class ReferenceRow:
     """Published numbers for the cells whose config matches ``match``."""

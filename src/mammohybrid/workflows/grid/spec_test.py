@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from mammohybrid.errors import ConfigError
-from mammohybrid.preprocess.dataset import dataset_key
+from mammohybrid.preprocess.settings import dataset_key
 from mammohybrid.workflows.grid.spec import grid_names, load_grid
 
 

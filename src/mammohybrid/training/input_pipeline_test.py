@@ -13,12 +13,12 @@ from mammohybrid.config import load_config
 from mammohybrid.data.manifest import usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.imaging import write_png
-from mammohybrid.training.data import (
+from mammohybrid.training.input_pipeline import (
     ImageSplit,
-    decode_image,
+    grey_to_model_rgb,
     load_splits,
     predict_manifest,
-    to_model_input,
+    read_resized_grey,
     with_preprocessed_manifest,
 )
 
@@ -28,15 +28,15 @@ BATCH_OF_4 = "train.batch_size=4"
 def test_decode_keeps_or_resizes_to_the_model_size(tmp_path) -> None:
     image = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) % 256
     write_png(tmp_path / "a.png", image.astype(np.uint8))
-    same = decode_image(tf.constant(str(tmp_path / "a.png")), 40).numpy()
+    same = read_resized_grey(tf.constant(str(tmp_path / "a.png")), 40).numpy()
     np.testing.assert_array_equal(same[..., 0], image)
-    smaller = decode_image(tf.constant(str(tmp_path / "a.png")), 20).numpy()
+    smaller = read_resized_grey(tf.constant(str(tmp_path / "a.png")), 20).numpy()
     assert smaller.shape == (20, 20, 1) and smaller.dtype == np.uint8
 
 
 def test_model_input_is_float_rgb_0_255() -> None:
     grey = tf.constant([[[[0], [255]]]], tf.uint8)
-    rgb = to_model_input(grey).numpy()
+    rgb = grey_to_model_rgb(grey).numpy()
     assert rgb.dtype == np.float32 and rgb.shape == (1, 1, 2, 3)
     np.testing.assert_array_equal(rgb[0, 0, 1], [255, 255, 255])
 
@@ -90,7 +90,7 @@ def test_ordered_batches_follow_the_manifest(toy: Path, tiny_config) -> None:
     images, labels = zip(*ImageSplit(frame, 32, 3).ordered(), strict=True)
     assert [len(b) for b in images] == [3, 3, 2]
     np.testing.assert_array_equal(np.concatenate(labels)[:, 0], frame["label"].to_numpy())
-    first = decode_image(tf.constant(frame["image_path"][0]), 32).numpy()[..., 0]
+    first = read_resized_grey(tf.constant(frame["image_path"][0]), 32).numpy()[..., 0]
     np.testing.assert_array_equal(images[0][0].numpy()[..., 1], first)
 
 
@@ -110,5 +110,6 @@ def test_predict_manifest_keeps_row_order(toy: Path, tiny_config) -> None:
     config = tiny_config(toy, BATCH_OF_4)
     frame = load_splits(config)["val"]
     probabilities = predict_manifest(model, frame, config)
-    expected = [decode_image(tf.constant(p), 32).numpy().mean() / 255 for p in frame["image_path"]]
+    expected = [read_resized_grey(tf.constant(p), 32).numpy().mean() / 255
+                for p in frame["image_path"]]
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5)

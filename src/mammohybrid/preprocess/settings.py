@@ -1,20 +1,12 @@
-"""Pre-processed datasets: which pre-processing a manifest's images went through, and the
-guarantee that training and evaluation use the images a config asks for.
+"""Which pre-processing a manifest's images went through.
 
 A manifest is either *raw* (its images are the source crops) or *pre-processed* (written by
 :func:`~mammohybrid.preprocess.batch.run_batch`: it has the batch's ``source_path`` and
 ``status`` columns and the ``config.yaml`` whose ``preprocess`` section made its images lies
-beside it). :func:`ensure_preprocessed` turns a config and either kind into the pre-processed
-manifest that config needs:
-
-- pre-processed with the config's settings: used as it is;
-- pre-processed with other settings: refused, naming the settings that differ (a setting is
-  never silently ignored);
-- raw: pre-processed with the config's settings into a cache folder named after those settings
-  (``<strategy>-<hash of the preprocess section>``), by default
-  ``<manifest folder>/<manifest name>.preprocessed/``. The batch is resumable, so an
-  interrupted run continues, and a second run, fold or grid cell with the same settings reuses
-  the finished images.
+beside it). This module reads those settings back, names a set of settings
+(:func:`dataset_key`) and refuses images made with other settings than a config's;
+:mod:`mammohybrid.preprocess.cache` uses it to give training and evaluation the images a
+config asks for.
 """
 
 from __future__ import annotations
@@ -27,10 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammohybrid.config import Config, PreprocessConfig, flatten, load_config
-from mammohybrid.data.manifest import require_manifest_file
 from mammohybrid.errors import ConfigError, ManifestError
-from mammohybrid.progress import console
-from mammohybrid.workers import usable_cores
 
 SETTINGS_FILE = "config.yaml"  # beside a pre-processed manifest
 BATCH_COLUMNS = ("source_path", "status")  # columns only run_batch writes
@@ -73,36 +62,3 @@ def check_same_preprocess(config: Config, made_with: PreprocessConfig, where: Pa
             f"({', '.join(differing)} differ); use a config with the same "
             "preprocess section, or give the raw manifest and the config's pre-processing is "
             "applied to it")
-
-
-def ensure_preprocessed(manifest: str | os.PathLike[str], config: Config, *,
-                        cache_root: str | os.PathLike[str] | None = None,
-                        workers: int | None = None) -> Path:
-    """The pre-processed manifest ``config`` needs for ``manifest`` (see the module doc)."""
-    manifest = Path(manifest)
-    require_manifest_file(manifest)
-    made_with = manifest_preprocess(manifest)
-    if made_with is not None:
-        check_same_preprocess(config, made_with, manifest)
-        return manifest
-    root = Path(cache_root) if cache_root is not None else default_cache_root(manifest)
-    folder = root / dataset_key(config.preprocess)
-    from mammohybrid.preprocess.batch import run_batch  # batch imports this module
-
-    console.print(f"pre-processing {manifest} ('{config.preprocess.strategy}' strategy) -> "
-                  f"{folder}")
-    summary = run_batch(manifest, folder, config, workers or default_workers())
-    for line in summary.lines():
-        console.print(line, highlight=False)
-    return summary.manifest_path
-
-
-def default_cache_root(manifest: Path) -> Path:
-    """Where the pre-processed versions of a raw manifest are kept by default."""
-    return manifest.parent / f"{manifest.stem}.preprocessed"
-
-
-def default_workers() -> int:
-    """Worker processes for pre-processing: every usable core (NLM is one core's work per
-    image)."""
-    return usable_cores()

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from mammohybrid.models import build_model
-from mammohybrid.training.data import ImageSplit, load_splits
-from mammohybrid.training.features import (
+from mammohybrid.training.feature_cache import (
     FeatureCache,
     augmented_copies,
     head_model,
     uses_feature_cache,
 )
+from mammohybrid.training.input_pipeline import ImageSplit, load_splits
 
 BACKBONES = ["tinycnn", "smallcnn"]
 CACHED = ["model.trainable=none", f"model.backbones=[{','.join(BACKBONES)}]",

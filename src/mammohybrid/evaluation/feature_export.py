@@ -23,7 +23,7 @@ import numpy as np
 from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.evaluation.evaluate import RunPredictor
 from mammohybrid.fileio import atomic_path
-from mammohybrid.preprocess.dataset import ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
 
 OPTIONAL_COLUMNS = ("label", "patient_id", "split")

@@ -37,7 +37,7 @@ def find_metrics_files(run: RunDir) -> list[Path]:
     return found
 
 
-def evaluation_summary(path: Path) -> dict[str, Any]:
+def evaluation_table(path: Path) -> dict[str, Any]:
     """One metrics.json as a table: split, counts, each metric with its interval."""
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
@@ -57,19 +57,19 @@ def evaluation_summary(path: Path) -> dict[str, Any]:
             "n_patients": metrics.get("n_patients"), "level": level, "metrics": rows}
 
 
-def evaluations_markdown(summaries: Sequence[dict[str, Any]]) -> str:
-    """The model card's evaluation section: one table per :func:`evaluation_summary`."""
+def evaluations_markdown(tables: Sequence[dict[str, Any]]) -> str:
+    """The model card's evaluation section: one table per :func:`evaluation_table`."""
     parts = []
-    for summary in summaries:
-        level = round(100 * summary["level"])
+    for table in tables:
+        level = round(100 * table["level"])
         rows = [f"| metric | value | {level} % interval |", "|---|---:|---:|"]
-        for row in summary["metrics"]:
+        for row in table["metrics"]:
             interval = ("n/a" if row["low"] is None or row["high"] is None
                         else f"{_number(row['low'])} - {_number(row['high'])}")
             rows.append(f"| {row['metric']} | {_number(row['value'])} | {interval} |")
-        parts.append(f"**{summary['split']} split**: {summary['n']} images of "
-                     f"{summary['n_patients']} patients; patient-bootstrap intervals "
-                     f"(`{summary['file']}`)\n\n" + "\n".join(rows))
+        parts.append(f"**{table['split']} split**: {table['n']} images of "
+                     f"{table['n_patients']} patients; patient-bootstrap intervals "
+                     f"(`{table['file']}`)\n\n" + "\n".join(rows))
     return "\n\n".join(parts)
 
 
@@ -82,8 +82,8 @@ def evaluation_files(run: RunDir,
 
 def write_run_model_card(run: RunDir) -> Path:
     """Write the run's model card with the evaluations found beside it, atomically."""
-    summaries = [evaluation_summary(path) for path in evaluation_files(run)]
-    return write_model_card(run, evaluations_markdown(summaries))
+    tables = [evaluation_table(path) for path in evaluation_files(run)]
+    return write_model_card(run, evaluations_markdown(tables))
 
 
 def _number(value: Any) -> str:

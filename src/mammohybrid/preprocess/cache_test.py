@@ -1,24 +1,19 @@
-"""Tests of the raw / pre-processed manifest rule: a config's pre-processing is never ignored."""
+"""Tests of the pre-processed-dataset cache: a config's pre-processing is never ignored."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mammohybrid.config import Config, save_config, with_overrides
+from mammohybrid.config import Config, with_overrides
 from mammohybrid.data.manifest import read_manifest
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.imaging import read_image
 from mammohybrid.preprocess.batch import RECORDS_NAME
 from mammohybrid.preprocess.batch_test import make_dataset
+from mammohybrid.preprocess.cache import default_cache_root, ensure_preprocessed
 from mammohybrid.preprocess.chain import preprocess_image
-from mammohybrid.preprocess.dataset import (
-    dataset_key,
-    default_cache_root,
-    differing_settings,
-    ensure_preprocessed,
-    manifest_preprocess,
-)
+from mammohybrid.preprocess.settings import dataset_key, manifest_preprocess
 
 
 def _config(*overrides: str) -> Config:
@@ -65,20 +60,6 @@ def test_a_preprocessed_manifest_without_its_settings_is_refused(tmp_path):
     (done.parent / "config.yaml").unlink()
     with pytest.raises(ManifestError, match="config.yaml that says how is not beside it"):
         ensure_preprocessed(done, _config(), workers=1)
-
-
-def test_a_users_config_file_beside_a_raw_manifest_does_not_make_it_preprocessed(tmp_path):
-    raw = make_dataset(tmp_path, count=1, bad=False, dark=False)
-    save_config(_config("preprocess.strategy=wiener"), tmp_path / "config.yaml")
-    assert manifest_preprocess(raw) is None
-
-
-def test_differing_settings_name_nested_keys():
-    assert differing_settings(_config().preprocess, _config().preprocess) == []
-    assert differing_settings(_config().preprocess,
-                              _config("preprocess.clahe.clip_limit=2.0",
-                                      "preprocess.strategy=wiener").preprocess) == [
-        "preprocess.clahe.clip_limit", "preprocess.strategy"]
 
 
 def test_missing_manifest_is_one_clear_error(tmp_path):

@@ -26,7 +26,7 @@ import tensorflow as tf
 from mammohybrid.config import Config
 from mammohybrid.data.manifest import check_no_patient_leak, read_manifest, usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
-from mammohybrid.preprocess.dataset import ensure_preprocessed
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.training.callbacks import BatchProgress
 from mammohybrid.workers import usable_cores
 
@@ -68,13 +68,13 @@ def with_preprocessed_manifest(config: Config) -> Config:
     """``config`` whose ``data.manifest`` is the pre-processed manifest its ``preprocess``
     section needs: a raw manifest is pre-processed with those settings (cached, resumable), a
     manifest pre-processed with other settings is refused
-    (:func:`mammohybrid.preprocess.dataset.ensure_preprocessed`)."""
+    (:func:`mammohybrid.preprocess.cache.ensure_preprocessed`)."""
     manifest = ensure_preprocessed(training_manifest(config), config)
     return config.model_copy(update={"data": config.data.model_copy(update={"manifest": manifest})})
 
 
 # --------------------------------------------------------------------------- decoding
-def decode_image(path: tf.Tensor, size: int) -> tf.Tensor:
+def read_resized_grey(path: tf.Tensor, size: int) -> tf.Tensor:
     """Read one image file as (size, size, 1) uint8, resizing only when needed."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=1, dtype=tf.uint8,
                                expand_animations=False)
@@ -87,7 +87,7 @@ def decode_image(path: tf.Tensor, size: int) -> tf.Tensor:
     return tf.ensure_shape(image, (size, size, 1))
 
 
-def to_model_input(images: tf.Tensor) -> tf.Tensor:
+def grey_to_model_rgb(images: tf.Tensor) -> tf.Tensor:
     """uint8 greyscale (..., 1) -> the model's float32 RGB in [0, 255]."""
     return tf.image.grayscale_to_rgb(tf.cast(images, tf.float32))
 
@@ -112,7 +112,7 @@ class ImageSplit:
             raise ManifestError(f"{len(missing)} image file(s) of the manifest are missing, "
                                 f"e.g. {missing[0]}")
         images = tf.data.Dataset.from_tensor_slices(self.paths).map(
-            lambda path: decode_image(path, input_size), num_parallel_calls=PARALLEL_CALLS,
+            lambda path: read_resized_grey(path, input_size), num_parallel_calls=PARALLEL_CALLS,
             deterministic=True)
         labels = tf.data.Dataset.from_tensor_slices(self.labels[:, None])
         decoded = tf.data.Dataset.zip(images, labels)
@@ -128,7 +128,7 @@ class ImageSplit:
     def _batched(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         return fixed_pipeline(
             dataset.batch(self.batch_size)
-            .map(lambda x, y: (to_model_input(x), y), num_parallel_calls=PARALLEL_CALLS)
+            .map(lambda x, y: (grey_to_model_rgb(x), y), num_parallel_calls=PARALLEL_CALLS)
             .prefetch(PREFETCH_BATCHES))
 
     def epoch(self, epoch: int, seed: int) -> tf.data.Dataset:

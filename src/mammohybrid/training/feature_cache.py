@@ -38,7 +38,7 @@ from mammohybrid.models.hybrid import (
     branches,
 )
 from mammohybrid.progress import progress_bar
-from mammohybrid.training.data import (
+from mammohybrid.training.input_pipeline import (
     PREFETCH_BATCHES,
     ImageSplit,
     epoch_seed,

@@ -1,4 +1,4 @@
-"""The run summary panel of the page: the run's configuration, its decision threshold and how
+"""The run panel of the page: the run's configuration, its decision threshold and how
 it was chosen, the metrics (with bootstrap intervals) of every evaluation of it found, and its
 model card with those evaluations."""
 
@@ -9,9 +9,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mammohybrid.evaluation.summary import (
+from mammohybrid.evaluation.run_evaluations import (
     evaluation_files,
-    evaluation_summary,
+    evaluation_table,
     evaluations_markdown,
 )
 from mammohybrid.inference import Predictor
@@ -19,13 +19,13 @@ from mammohybrid.model_card import render_model_card
 from mammohybrid.run_dir import RunDir
 
 
-def run_summary(run_dir: str | os.PathLike[str], predictor: Predictor,
+def run_panel(run_dir: str | os.PathLike[str], predictor: Predictor,
                 metrics_files: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Any]:
     """Everything the page's run panel shows (JSON-ready). ``metrics_files`` are evaluations
     written elsewhere; those found beside the run are added."""
     run = RunDir.at(run_dir)
     config = predictor.config
-    evaluations = [evaluation_summary(path) for path in evaluation_files(run, metrics_files)]
+    evaluations = [evaluation_table(path) for path in evaluation_files(run, metrics_files)]
     info = json.loads(run.info.read_text(encoding="utf-8")) if run.info.is_file() else {}
     best_auc = info.get("best_val_auc")
     return {

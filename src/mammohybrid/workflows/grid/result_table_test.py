@@ -2,9 +2,9 @@ import textwrap
 
 import pandas as pd
 
-from mammohybrid.workflows.grid.run import CellResult, select_best
-from mammohybrid.workflows.grid.spec import load_grid
-from mammohybrid.workflows.grid.summary import write_summary
+from mammohybrid.workflows.grid.result_table import write_result_table
+from mammohybrid.workflows.grid.run import select_best
+from mammohybrid.workflows.grid.spec import CellResult, load_grid
 
 
 def _write(tmp_path, text: str):
@@ -28,12 +28,12 @@ def test_best_is_chosen_on_validation_only(tmp_path):
     assert select_best(results, "auc") == "max"
 
 
-def test_summary_layout(tmp_path):
+def test_result_table_layout(tmp_path):
     spec = load_grid("table5")
     results = _results(spec, [0.7] * len(spec.cells), [0.65] * len(spec.cells))
     results[1].val["auc"] = 0.9
     results[2] = CellResult(spec.cells[2], "x", "failed", error="out of memory")
-    csv_path, md_path = write_summary(spec, results, "gaussian-avg-0.0001-0.35", tmp_path)
+    csv_path, md_path = write_result_table(spec, results, "gaussian-avg-0.0001-0.35", tmp_path)
     frame = pd.read_csv(csv_path)
     assert len(frame) == len(spec.cells)
     assert {"Filter", "Pooling", "LR", "Dropout", "Backbones", "val_auc", "test_auc",
@@ -47,9 +47,9 @@ def test_summary_layout(tmp_path):
     assert "claims on its own test set" in md
 
 
-def test_summary_without_reference_has_no_paper_columns(tmp_path):
+def test_result_table_without_reference_has_no_paper_columns(tmp_path):
     spec = load_grid(_write(tmp_path, "axes: {model.pooling: [avg, max]}\n"))
-    csv_path, md_path = write_summary(spec, _results(spec, [0.8, 0.7], [0.6, 0.9]), "avg",
+    csv_path, md_path = write_result_table(spec, _results(spec, [0.8, 0.7], [0.6, 0.9]), "avg",
                                       tmp_path)
     assert not [c for c in pd.read_csv(csv_path).columns if c.startswith("paper_")]
     assert "Paper" not in md_path.read_text()

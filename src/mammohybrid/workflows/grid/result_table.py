@@ -1,4 +1,4 @@
-"""The grid's summary: one row per cell with validation and test metrics side by side
+"""The grid's result table: one row per cell with validation and test metrics side by side
 (``grid_summary.csv``) and the same in the layout of the paper's Table 5 (``grid_summary.md``),
 the row chosen on validation marked.
 """
@@ -7,28 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from mammohybrid.config import config_to_dict
 from mammohybrid.fileio import atomic_open, atomic_write_text
-from mammohybrid.workflows.grid.spec import GridSpec, get_dotted
+from mammohybrid.workflows.grid.spec import CellResult, GridSpec, get_dotted
 
-if TYPE_CHECKING:
-    from mammohybrid.workflows.grid.run import CellResult
-
-# Column labels of the summary for the keys Table 5 varies; other keys show as themselves.
+# Column labels of the table for the keys Table 5 varies; other keys show as themselves.
 COLUMN_LABELS = {"preprocess.strategy": "Filter", "model.pooling": "Pooling",
                  "train.learning_rate": "LR", "model.head_dropout": "Dropout",
                  "model.branch_dropout": "Branch dropout", "model.backbones": "Backbones"}
-# (metric, short label) of the summary's metric columns, in Table 5's order.
-SUMMARY_METRICS = (("accuracy", "Acc"), ("specificity", "TNR"), ("sensitivity", "TPR"),
-                   ("auc", "AUC"), ("f1", "F1"), ("paper_eq6_score", "Eq.6"))
+# (metric, short label) of the table's metric columns, in Table 5's order.
+TABLE_METRICS = (("accuracy", "Acc"), ("specificity", "TNR"), ("sensitivity", "TPR"),
+                 ("auc", "AUC"), ("f1", "F1"), ("paper_eq6_score", "Eq.6"))
 
 
-
-def summary_frame(spec: GridSpec, results: Sequence[CellResult], best: str | None) -> pd.DataFrame:
+def result_table_frame(spec: GridSpec, results: Sequence[CellResult],
+                       best: str | None) -> pd.DataFrame:
     """One row per cell: the varying keys, validation and test metrics (with the test 95 %
     interval), the published reference where one matches, and the best-row marker."""
     rows = []
@@ -38,14 +35,14 @@ def summary_frame(spec: GridSpec, results: Sequence[CellResult], best: str | Non
             row[COLUMN_LABELS.get(key, key)] = _display(get_dotted(config_to_dict(
                 result.cell.config), key))
         for split, metrics in (("val", result.val), ("test", result.test)):
-            for name, _ in SUMMARY_METRICS:
+            for name, _ in TABLE_METRICS:
                 row[f"{split}_{name}"] = (metrics or {}).get(name)
         test = result.test or {}
         suffix = next((k[len("auc_"):] for k in test if k.startswith("auc_ci")), "ci95")
         row[f"test_auc_{suffix}"] = test.get(f"auc_{suffix}")
         if spec.reference:
             reference = next((r for r in spec.reference if r.matches(result.cell.config)), None)
-            for name, _ in SUMMARY_METRICS[:4]:
+            for name, _ in TABLE_METRICS[:4]:
                 row[f"paper_{name}"] = reference.metrics.get(name) if reference else None
         row["status"] = result.status if not result.error else f"failed: {result.error}"
         row["best"] = result.cell.name == best
@@ -53,26 +50,26 @@ def summary_frame(spec: GridSpec, results: Sequence[CellResult], best: str | Non
     return pd.DataFrame(rows)
 
 
-def write_summary(spec: GridSpec, results: Sequence[CellResult], best: str | None,
+def write_result_table(spec: GridSpec, results: Sequence[CellResult], best: str | None,
                   out_dir: Path) -> tuple[Path, Path]:
     """``grid_summary.csv`` (every number) and ``grid_summary.md`` (Table 5's layout)."""
-    frame = summary_frame(spec, results, best)
+    frame = result_table_frame(spec, results, best)
     csv_path, md_path = out_dir / "grid_summary.csv", out_dir / "grid_summary.md"
     with atomic_open(csv_path, "w", newline="", encoding="utf-8") as handle:
         frame.to_csv(handle, index=False)
-    atomic_write_text(md_path, _summary_markdown(spec, frame, best))
+    atomic_write_text(md_path, _table_markdown(spec, frame, best))
     return csv_path, md_path
 
 
-def _summary_markdown(spec: GridSpec, frame: pd.DataFrame, best: str | None) -> str:
+def _table_markdown(spec: GridSpec, frame: pd.DataFrame, best: str | None) -> str:
     key_columns = [COLUMN_LABELS.get(k, k) for k in spec.keys]
     has_reference = bool(spec.reference)
     header = ["Run", *key_columns,
-              *(f"Val {label}" for name, label in SUMMARY_METRICS[:4]),
-              *(f"Test {label}" for name, label in SUMMARY_METRICS),
+              *(f"Val {label}" for name, label in TABLE_METRICS[:4]),
+              *(f"Test {label}" for name, label in TABLE_METRICS),
               "Test AUC 95 % CI"]
     if has_reference:
-        header += [f"Paper {label}" for _, label in SUMMARY_METRICS[:4]]
+        header += [f"Paper {label}" for _, label in TABLE_METRICS[:4]]
     ci_column = next(c for c in frame.columns if c.startswith("test_auc_ci"))
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for _, row in frame.iterrows():
@@ -80,13 +77,13 @@ def _summary_markdown(spec: GridSpec, frame: pd.DataFrame, best: str | None) -> 
         if row["status"] != "finished":
             name += f" ({row['status']})"
         cells = [name, *(str(row[c]) for c in key_columns)]
-        cells += [_fmt(name_, row[f"val_{name_}"]) for name_, _ in SUMMARY_METRICS[:4]]
-        cells += [_fmt(name_, row[f"test_{name_}"]) for name_, _ in SUMMARY_METRICS]
+        cells += [_fmt(name_, row[f"val_{name_}"]) for name_, _ in TABLE_METRICS[:4]]
+        cells += [_fmt(name_, row[f"test_{name_}"]) for name_, _ in TABLE_METRICS]
         interval = row[ci_column]
         cells.append(f"{interval[0]:.2f}–{interval[1]:.2f}"
                      if isinstance(interval, list) and None not in interval else "")
         if has_reference:
-            cells += [_fmt(n, row[f"paper_{n}"]) for n, _ in SUMMARY_METRICS[:4]]
+            cells += [_fmt(n, row[f"paper_{n}"]) for n, _ in TABLE_METRICS[:4]]
         lines.append("| " + " | ".join(cells) + " |")
     selection = (f"Best row (**{best}**) chosen on the validation {spec.select_by.upper()} only; "
                  "the test columns were not used for any choice (model epoch, threshold or "
