@@ -242,7 +242,8 @@ class Predictor:
 
         When the model's side differs from the pre-processing output (the ``scratch-cnn``
         preset trains at 128 px on 229-px images), images are resized exactly as the training
-        pipeline resizes them (:func:`mammohybrid.training.input_pipeline.read_resized_grey`: bilinear with
+        pipeline resizes them
+        (:func:`mammohybrid.training.input_pipeline.read_resized_grey`: bilinear with
         antialiasing, rounded back to 8 bits), so that the model sees what it was trained on.
         """
         grey = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
