@@ -23,7 +23,8 @@ from mammohybrid.config import Config, PreprocessConfig
 
 # The ingest sources through their public names only: the one import to change if the source
 # registry moves to a module of its own.
-from mammohybrid.data.ingest import get_source, ingest_sources, run_ingest
+from mammohybrid.data.ingest import run_ingest
+from mammohybrid.data.sources import get_source, ingest_sources
 from mammohybrid.errors import ConfigError, DatasetError, InvalidImageError, WeightsUnavailableError
 from mammohybrid.models.backbones import backbone_names, get_backbone
 from mammohybrid.preprocess import chain

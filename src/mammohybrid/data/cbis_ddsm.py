@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mammohybrid.config import DataConfig
+from mammohybrid.config import DataConfig, LimitsConfig
 from mammohybrid.data.cbis_ddsm_csv import (
     CASE_CSV_NAMES,
     DATASET,
@@ -111,16 +111,18 @@ def _jpeg_reads(root: Path, csv_dir: Path | None = None, **_: object) -> list[Pa
 @register_source("cbis-ddsm", "CBIS-DDSM as downloaded from TCIA (DICOM, either folder naming)",
                  reads=_tcia_reads)
 def ingest_cbis_ddsm(root: Path, config: DataConfig, *, out_dir: Path | None = None,
-                     csv_dir: Path | None = None, abnormality: str = "mass") -> IngestResult:
+                     limits: LimitsConfig | None = None, csv_dir: Path | None = None,
+                     abnormality: str = "mass") -> IngestResult:
     """CBIS-DDSM TCIA download under ``root`` -> manifest rows (``split``: official train/test).
 
-    ``out_dir`` is unused (nothing is written); ``abnormality`` is mass, calc or all.
+    ``out_dir`` is unused (nothing is written); images are read within ``limits`` (default
+    :class:`~mammohybrid.config.LimitsConfig`'s); ``abnormality`` is mass, calc or all.
     """
     result = IngestResult(dataset=DATASET)
     table = load_case_table(find_case_csvs(root, csv_dir, abnormality, result), config, result)
     if table.empty:
         return result
-    result.frame = _ingest_rows(table, TCIAResolver(root), result)
+    result.frame = _ingest_rows(table, TCIAResolver(root, limits), result)
     return result
 
 
@@ -128,13 +130,15 @@ def ingest_cbis_ddsm(root: Path, config: DataConfig, *, out_dir: Path | None = N
                  "CBIS-DDSM JPEG re-export (csv/dicom_info.csv + jpeg/<SeriesInstanceUID>/)",
                  reads=_jpeg_reads)
 def ingest_cbis_ddsm_jpeg(root: Path, config: DataConfig, *, out_dir: Path | None = None,
-                          csv_dir: Path | None = None, abnormality: str = "mass") -> IngestResult:
-    """The JPEG re-export under ``root`` (``csv/`` + ``jpeg/``) -> manifest rows."""
+                          limits: LimitsConfig | None = None, csv_dir: Path | None = None,
+                          abnormality: str = "mass") -> IngestResult:
+    """The JPEG re-export under ``root`` (``csv/`` + ``jpeg/``) -> manifest rows, its images
+    read within ``limits``."""
     result = IngestResult(dataset=DATASET)
     csv_folder = csv_dir if csv_dir is not None else root / "csv"
     info = read_dicom_info(csv_folder / DICOM_INFO_NAME)
     table = load_case_table(find_case_csvs(root, csv_folder, abnormality, result), config, result)
     if table.empty:
         return result
-    result.frame = _ingest_rows(table, JPEGResolver(root, info), result)
+    result.frame = _ingest_rows(table, JPEGResolver(root, info, limits), result)
     return result

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from mammohybrid.config import LimitsConfig
 from mammohybrid.data.cbis_ddsm_csv import ResolvedROI, csv_path_parts
 from mammohybrid.data.sources import (
     MISSING_FILE,
@@ -51,8 +52,10 @@ def read_dicom_info(path: Path) -> pd.DataFrame:
 class JPEGResolver:
     """Finds a CSV row's crop and mask in the JPEG re-export through ``dicom_info.csv``."""
 
-    def __init__(self, root: Path, dicom_info: pd.DataFrame) -> None:
+    def __init__(self, root: Path, dicom_info: pd.DataFrame,
+                 limits: LimitsConfig | None = None) -> None:
         self.root = root
+        self.limits = limits
         self.by_series = {uid: group for uid, group in dicom_info.groupby("SeriesInstanceUID")}
 
     def resolve(self, row: Mapping[str, str]) -> ResolvedROI:
@@ -72,7 +75,7 @@ class JPEGResolver:
         crop_entry, mask_entry = _split_by_description(candidates, full_shape)
         crop = self._image_path(crop_entry)
         try:
-            image = read_image(crop)
+            image = read_image(crop, self.limits)
         except ImageReadError as error:
             raise RowProblem(UNREADABLE_IMAGE, str(error), crop) from None
         return ResolvedROI(crop, self._optional_path(mask_entry),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mammohybrid.config import LimitsConfig
 from mammohybrid.data.cbis_ddsm_csv import ResolvedROI, csv_path_parts
 from mammohybrid.data.sources import MISSING_FILE, NO_CROP, UNREADABLE_IMAGE, RowProblem
 from mammohybrid.errors import ImageReadError
@@ -38,8 +39,9 @@ def is_binary(image: np.ndarray) -> bool:
 class TCIAResolver:
     """Finds a CSV row's crop, mask and full mammogram in a TCIA download (either naming)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, limits: LimitsConfig | None = None) -> None:
         self.root = root
+        self.limits = limits
         self.case_files = _index_case_folders(root)
 
     def resolve(self, row: Mapping[str, str]) -> ResolvedROI:
@@ -52,7 +54,7 @@ class TCIAResolver:
         if not candidates:
             raise RowProblem(MISSING_FILE, f"ROI folder {' / '.join(folders)} not found (or holds "
                              f"no DICOM file) under {self.root}", folders[0])
-        crop, decoded, mask = pick_crop_and_mask(candidates)
+        crop, decoded, mask = pick_crop_and_mask(candidates, self.limits)
         return ResolvedROI(crop, mask, self._full_image(row), decoded.image.shape[:2],
                            decoded.pixel_spacing_mm)
 
@@ -96,8 +98,10 @@ def _index_case_folders(root: Path) -> dict[str, list[Path]]:
     return index
 
 
-def pick_crop_and_mask(candidates: list[Path]) -> tuple[Path, DecodedImage, Path | None]:
-    """Tell the ROI crop from the mask by content (see the module doc).
+def pick_crop_and_mask(candidates: list[Path], limits: LimitsConfig | None = None,
+                       ) -> tuple[Path, DecodedImage, Path | None]:
+    """Tell the ROI crop from the mask by content (see the module doc), reading within
+    ``limits``.
 
     Returns (crop path, the decoded crop, mask path or None). Raises :class:`RowProblem` when
     no candidate is a readable non-binary image.
@@ -111,7 +115,7 @@ def pick_crop_and_mask(candidates: list[Path]) -> tuple[Path, DecodedImage, Path
     ordered = sorted(shapes, key=lambda p: (shapes[p][0] * shapes[p][1], str(p)))
     for path in ordered:
         try:
-            decoded = decode_image(path)
+            decoded = decode_image(path, limits)
         except ImageReadError as error:
             problems.append(str(error))
             continue

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mammohybrid.config import DataConfig
+from mammohybrid.config import DataConfig, LimitsConfig
 from mammohybrid.data.sources import (
     BAD_VALUE,
     DUPLICATE_ROW,
@@ -83,9 +83,10 @@ def _is_image_name(path: Path) -> bool:
                            "ROOT/<split>/) or a CSV with path, label and patient columns",
                  reads=_reads)
 def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None,
-                  follow_links: bool = False) -> IngestResult:
-    """A folder layout or a user CSV (see the module doc) -> manifest rows. An image that is a
-    symbolic link to a file outside ROOT is refused unless ``follow_links``."""
+                  limits: LimitsConfig | None = None, follow_links: bool = False) -> IngestResult:
+    """A folder layout or a user CSV (see the module doc) -> manifest rows, each image read
+    within ``limits``. An image that is a symbolic link to a file outside ROOT is refused
+    unless ``follow_links``."""
     result = IngestResult(dataset=DATASET)
     if root.is_file():
         entries = _entries_from_csv(root, result)
@@ -105,7 +106,7 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
                 # Said this way because the first row may itself be rejected later.
                 raise RowProblem(DUPLICATE_ROW, f"duplicate path {written} (the same file as "
                                  f"{first}; only that one is considered)", written)
-            decoded = decode_image(path)
+            decoded = decode_image(path, limits)
             spacing = _spacing(entry.pop("pixel_spacing_mm", ""), path) \
                 or decoded.pixel_spacing_mm
         except RowProblem as problem:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammohybrid.config import Config, DataConfig
+from mammohybrid.config import Config, DataConfig, with_overrides
 from mammohybrid.data.folder import ingest_folder
 from mammohybrid.data.ingest import run_ingest
 from mammohybrid.data.manifest import read_manifest
@@ -170,3 +170,17 @@ def test_a_link_between_class_folders_is_a_duplicate(tmp_path):
     assert error.kind == "duplicate_row"
     assert error.message.startswith("duplicate path malignant/a.png (the same file as "
                                     "benign/a.png;")
+
+
+def test_ingest_reads_images_within_the_configs_limits(tmp_path):
+    for cls in ("benign", "malignant"):
+        for i in range(4):
+            _png(tmp_path / cls / f"{cls}_{i}.png")
+    within = run_ingest("folder", tmp_path, tmp_path / "within.csv", Config())
+    assert len(within.frame) == 8 and not within.errors
+    small = with_overrides(Config(), ["limits.max_image_pixels=100"])  # each image is 24 x 20
+    with pytest.raises(DatasetError, match="over the 0.0001 megapixel budget"):
+        run_ingest("folder", tmp_path, tmp_path / "refused.csv", small)
+    assert len(pd.read_csv(tmp_path / "refused.errors.csv")) == 8
+    # The default budgets were not changed for anyone else in this process.
+    assert ingest_folder(tmp_path, DataConfig()).frame.shape[0] == 8

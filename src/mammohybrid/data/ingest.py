@@ -33,7 +33,6 @@ from mammohybrid.fileio import (
     refuse_overwriting_inputs,
     stop_on_full_disk,
 )
-from mammohybrid.imaging import set_read_limits
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,8 @@ def ingest(source: str, root: str | os.PathLike[str], config: Config, *,
     from mammohybrid.data.splits import assign_splits
 
     root = Path(root)
-    set_read_limits(config.limits)  # the sources read images in this process
-    result = get_source(source).function(root, config.data, out_dir=Path(out_dir), **options)
+    result = get_source(source).function(root, config.data, out_dir=Path(out_dir),
+                                         limits=config.limits, **options)
     if result.frame.empty:
         return result
     result.frame, notes = assign_splits(result.frame, config.data)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mammohybrid.config import DataConfig
+from mammohybrid.config import DataConfig, LimitsConfig
 from mammohybrid.data.sources import (
     BAD_VALUE,
     DUPLICATE_ROW,
@@ -143,10 +143,11 @@ def _reads(root: Path, **_: object) -> list[Path | InputTree]:
 
 
 @register_source("mias", "mini-MIAS (mdbNNN.pgm + Info.txt): lesion crops", reads=_reads)
-def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "mass",
-                crop_scale: float = 2.5, min_crop: int = 64,
-                min_tissue: float = 0.2) -> IngestResult:
-    """mini-MIAS under ``root`` -> crops written to ``out_dir/mias_crops`` + manifest rows."""
+def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path,
+                limits: LimitsConfig | None = None, task: str = "mass", crop_scale: float = 2.5,
+                min_crop: int = 64, min_tissue: float = 0.2) -> IngestResult:
+    """mini-MIAS under ``root`` -> crops written to ``out_dir/mias_crops`` + manifest rows; the
+    films are read within ``limits``."""
     if task not in TASKS:
         raise DatasetError(f"unknown MIAS task '{task}' (expected {', '.join(TASKS)})")
     info = _find_info(root)
@@ -170,7 +171,7 @@ def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path, task: str = "m
             continue
         if refnum not in images:
             try:
-                images[refnum] = read_image(film)
+                images[refnum] = read_image(film, limits)
             except ImageReadError as error:
                 images[refnum] = error
         image = images[refnum]

@@ -1,9 +1,9 @@
 """What an ingest source is and the registry of sources.
 
 A source is a function registered under a name with :func:`register_source`:
-``function(root, config, *, out_dir, **options)`` returns an :class:`IngestResult` (the manifest
-rows, the rows it could not use with their kind of error, counts and notes) and reports a bad row
-by raising :class:`RowProblem`. Each source module (:mod:`~mammohybrid.data.cbis_ddsm`,
+``function(root, config, *, out_dir, limits, **options)`` returns an :class:`IngestResult` (the
+manifest rows, the rows it could not use with their kind of error, counts and notes) and reports
+a bad row by raising :class:`RowProblem`. Each source module (:mod:`~mammohybrid.data.cbis_ddsm`,
 :mod:`~mammohybrid.data.mias`, :mod:`~mammohybrid.data.folder`) registers its sources when it is
 imported; :mod:`mammohybrid.data.ingest` imports them all and runs them.
 """
@@ -169,7 +169,7 @@ ReadsFunction = Callable[..., list[Path | InputTree]]
 
 @dataclass(frozen=True)
 class IngestSource:
-    """A registered ingest source: ``function(root, config, *, out_dir, **options)``, and
+    """A registered ingest source: ``function(root, config, *, out_dir, limits, **options)``, and
     ``reads(root, **options)``, what it reads."""
 
     name: str

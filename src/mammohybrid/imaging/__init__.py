@@ -20,13 +20,12 @@ interpretation, signedness and transfer syntax (uncompressed, RLE or JPEG 2000 l
 
 The modules: ``decode`` (the guarded read), ``decoder_output`` (decoder chatter kept),
 ``header`` (what a header declares, checked against the budget), ``raster`` and ``dicom``
-(format readers), ``formats`` (suffixes), ``write`` (PNG and DICOM writing) and
-``default_limits`` (the process-wide budgets). Import from this package.
+(format readers), ``formats`` (suffixes) and ``write`` (PNG and DICOM writing). Every read
+takes its budgets as an argument (``limits``). Import from this package.
 """
 
 from mammohybrid.imaging.decode import TINY_SIDE, DecodedImage, decode_image, read_image
 from mammohybrid.imaging.decoder_output import SHOW_DECODER_OUTPUT_ENV
-from mammohybrid.imaging.default_limits import read_limits, set_read_limits
 from mammohybrid.imaging.dicom import dicom_pixel_spacing
 from mammohybrid.imaging.formats import DICOM_SUFFIXES, IMAGE_SUFFIXES, RASTER_SUFFIXES, is_dicom
 from mammohybrid.imaging.header import declared_raster_size
@@ -46,8 +45,6 @@ __all__ = [
     "is_dicom",
     "png_decodes",
     "read_image",
-    "read_limits",
-    "set_read_limits",
     "write_dicom",
     "write_png",
 ]

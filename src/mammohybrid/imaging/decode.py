@@ -13,7 +13,6 @@ from mammohybrid.config import LimitsConfig
 from mammohybrid.errors import ImageReadError
 from mammohybrid.fileio import not_a_regular_file
 from mammohybrid.imaging.decoder_output import decoder_output_kept, with_decoder_output
-from mammohybrid.imaging.default_limits import read_limits
 from mammohybrid.imaging.dicom import read_dicom
 from mammohybrid.imaging.formats import is_dicom
 from mammohybrid.imaging.raster import read_raster
@@ -44,16 +43,16 @@ def decode_image(path: str | os.PathLike[str],
                  limits: LimitsConfig | None = None) -> DecodedImage:
     """The one guarded image read every command (and the server, through ``Predictor``) uses.
 
-    Before decoding, the file's size and the pixel count its header declares are checked
-    against ``limits`` (default :func:`read_limits`), and files of no supported format are
-    refused. Whatever a decoder raises, ``BaseException`` subclasses of native plugins
-    included (pydicom's RLE plugin panics with ``pyo3_runtime.PanicException``), becomes an
-    :class:`ImageReadError` naming the file; only ``KeyboardInterrupt``, ``SystemExit`` and
-    ``GeneratorExit`` pass. What decoders print (libpng, libjpeg, OpenCV, pydicom warnings)
-    does not reach the terminal: it is returned as warnings, or added to the error.
+    Before decoding, the file's size and the pixel count its header declares are checked against
+    ``limits`` (default: :class:`~mammohybrid.config.LimitsConfig`'s), and files of no supported
+    format are refused. Whatever a decoder raises, ``BaseException`` subclasses of native
+    plugins included (pydicom's RLE plugin panics with ``pyo3_runtime.PanicException``), becomes
+    an :class:`ImageReadError` naming the file; only ``KeyboardInterrupt``, ``SystemExit`` and
+    ``GeneratorExit`` pass. What decoders print (libpng, libjpeg, OpenCV, pydicom warnings) does
+    not reach the terminal: it is returned as warnings, or added to the error.
     """
     path = Path(path)
-    limits = limits or read_limits()
+    limits = limits or LimitsConfig()
     said: list[str] = []
     try:
         with decoder_output_kept(said):
