@@ -75,7 +75,7 @@ def test_custom_strategy_takes_a_list_of_known_steps() -> None:
     config = load_config(None, ["preprocess.strategy=custom",
                                 "preprocess.steps=[nlm, roi, wiener, median, clahe]"])
     assert config.preprocess.steps == ["nlm", "roi", "wiener", "median", "clahe"]
-    with pytest.raises(ConfigError, match="preprocess.steps"):
+    with pytest.raises(ConfigError, match=r"preprocess\.steps"):
         load_config(None, ["preprocess.strategy=custom", "preprocess.steps=[nlm, sharpen]"])
 
 

@@ -19,11 +19,11 @@ def _raw_dicom(path: Path, stored: np.ndarray, bits_stored: int, photometric: st
     """A DICOM whose stored values are exactly ``stored`` (built with pydicom, not write_dicom,
     so that the reader is checked against hand-computed values, not against our own writer)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import generate_uid
+    from pydicom.uid import UID, generate_uid
 
     dataset = Dataset()
     dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    dataset.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
     dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
@@ -215,11 +215,11 @@ def test_unreadable_files_raise_image_read_error_naming_the_file(tmp_path):
         read_image(tmp_path / "missing.png")
     corrupt_png = tmp_path / "corrupt.png"
     corrupt_png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    with pytest.raises(ImageReadError, match="corrupt.png"):
+    with pytest.raises(ImageReadError, match=r"corrupt\.png"):
         read_image(corrupt_png)
     not_dicom = tmp_path / "text.dcm"
     not_dicom.write_text("hello")
-    with pytest.raises(ImageReadError, match="text.dcm"):
+    with pytest.raises(ImageReadError, match=r"text\.dcm"):
         read_image(not_dicom)
 
 
@@ -227,7 +227,7 @@ def test_truncated_dicom_raises_image_read_error(tmp_path):
     stored = np.random.default_rng(3).integers(0, 4096, (64, 64)).astype(np.uint16)
     path = _raw_dicom(tmp_path / "t.dcm", stored, 12, transfer_syntax="1.2.840.10008.1.2.5")
     path.write_bytes(path.read_bytes()[:-2000])
-    with pytest.raises(ImageReadError, match="t.dcm"):
+    with pytest.raises(ImageReadError, match=r"t\.dcm"):
         read_image(path)
 
 

@@ -19,7 +19,7 @@ from mammohybrid.imaging import write_dicom
 
 def _png(path: Path, value: int = 100, dtype: type = np.uint8) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = np.full((24, 20), value, dtype)
+    image: np.ndarray = np.full((24, 20), value, dtype)
     image[5:10, 5:10] = value // 2
     assert cv2.imwrite(str(path), image)
     return path

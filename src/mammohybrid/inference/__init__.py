@@ -32,8 +32,8 @@ from mammohybrid.inference.predictor import (
 __all__ = [
     "CLASS_NAMES",
     "COLUMNS",
-    "PreparedImage",
     "Predictor",
+    "PreparedImage",
     "Preparer",
     "StrategyEnsemble",
     "average_probabilities",

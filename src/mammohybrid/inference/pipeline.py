@@ -82,7 +82,7 @@ class Prepare:
             message = str(error)
             prepared.error = message if name in message else f"{name}: {message}"
             return prepared
-        except Exception as error:  # noqa: BLE001 - one bad image must not stop the others
+        except Exception as error:  # one bad image must not stop the others
             prepared.error = f"{name}: {type(error).__name__}: {error}"
             return prepared
         primary = results[self.ensemble.primary]

@@ -72,6 +72,7 @@ def test_a_good_file_gives_the_chain_output(tmp_path) -> None:
 def test_display_copy_is_8_bit_and_at_most_512_px() -> None:
     image = (np.arange(600 * 300, dtype=np.uint32).reshape(600, 300) % 65536).astype(np.uint16)
     prepared = Prepare(StrategyEnsemble(CONFIG)).array(0, "big", image, display=True)
+    assert prepared.display is not None
     assert prepared.display.dtype == np.uint8 and prepared.display.shape == (512, 256)
 
 

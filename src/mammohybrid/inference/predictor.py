@@ -24,6 +24,7 @@ is the mean over the strategies and ``probability_<strategy>`` holds each; with 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -105,7 +106,7 @@ def inputs_read(inputs: Iterable[str | os.PathLike[str]]) -> list[Path | InputTr
     for item in map(Path, inputs):
         if item.is_dir():
             root = item.resolve()
-            read.append(InputTree(item, lambda path, root=root: _is_image_file(path, root)))
+            read.append(InputTree(item, functools.partial(_is_image_file, root=root)))
         else:
             read.append(item)
     return read
@@ -286,7 +287,7 @@ class Predictor:
             raise ValueError(f"{len(names)} names for {len(images)} images")
         prepare = Prepare(self.ensemble, self.config.limits, self.pixel_spacing_mm)
         items = (prepare.array(i, name, image, display=gradcam_dir is not None)
-                 for i, (name, image) in enumerate(zip(names, images)))
+                 for i, (name, image) in enumerate(zip(names, images, strict=True)))
         return self._predict(items, len(images), batch_size, gradcam_dir)
 
     def _predict(self, items: Iterable[PreparedImage], total: int, batch_size: int | None,
@@ -328,11 +329,13 @@ class Predictor:
                 per_strategy[strategy] = self.predict_batch(inputs)
         probabilities = average_probabilities(per_strategy)
         labels = predict_labels(probabilities, self.threshold.value)
+        batch_rows: list[dict[str, Any]] = []
         for k, item in enumerate(batch):
             row = self._row(item, float(probabilities[k]), int(labels[k]))
             if not self.ensemble.is_training_strategy:
                 row.update({f"probability_{s}": float(p[k]) for s, p in per_strategy.items()})
             rows[item.index] = row
+            batch_rows.append(row)
         if explanation is not None and gradcam_dir is not None:
             from mammohybrid.inference.gradcam import COMBINED, write_overlays
 
@@ -343,7 +346,7 @@ class Predictor:
                 written = write_overlays(gradcam_dir, Path(output_name(item.name)).stem,
                                          item.display,
                                          {name: maps[k] for name, maps in heatmaps.items()})
-                rows[item.index]["gradcam"] = str(written[COMBINED])  # type: ignore[index]
+                batch_rows[k]["gradcam"] = str(written[COMBINED])
 
     def _row(self, item: PreparedImage, probability: float | None = None,
              label: int | None = None) -> dict[str, Any]:

@@ -129,7 +129,7 @@ class _Worker:
         except MammohybridError as error:
             message = str(error)
             record["error"] = message if source in message else f"{source}: {message}"
-        except Exception as error:  # noqa: BLE001 - one bad image must not stop the batch
+        except Exception as error:  # one bad image must not stop the batch
             if is_disk_full(error):
                 raise
             record["error"] = f"{source}: {type(error).__name__}: {error}"
