@@ -39,8 +39,10 @@ demo: venv
 
 LINTED := src tests benchmarks tools experiments conftest.py setup.py
 
+# ruff on every linted path, then mypy on the package (its settings: pyproject.toml).
 lint: venv
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy src/mammohybrid
 
 # The whole suite, lint first (CI runs this).
 test: lint

@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs from a checkout
 
-import keras  # noqa: E402
+import keras
 
-from mammohybrid.models import build_hybrid, compile_hybrid, parameter_counts  # noqa: E402
+from mammohybrid.models import build_hybrid, compile_hybrid, parameter_counts
 
 PAPER = {"backbones": ["resnet50v2", "efficientnetb7"], "input_size": 229}
 TINY = {"backbones": ["mobilenetv3small", "tinycnn"], "input_size": 64}
@@ -112,7 +112,7 @@ def main() -> None:
         for batch_size in args.batch_sizes:
             try:
                 result = measure(architecture, policy, batch_size, args.steps)
-            except Exception as error:  # noqa: BLE001 - e.g. out of memory: record, go on
+            except Exception as error:  # e.g. out of memory: record, go on
                 result = {"policy": policy, "batch_size": batch_size,
                           "error": f"{type(error).__name__}: {str(error)[:300]}"}
                 keras.backend.clear_session()

@@ -74,7 +74,7 @@ def _write_crop(task: tuple[str, int, bool, int]) -> None:
 
     path, seed, malignant, max_side = task
     rng = np.random.default_rng(seed)
-    side = int(round(np.exp(rng.uniform(np.log(100), np.log(max_side)))))
+    side = round(np.exp(rng.uniform(np.log(100), np.log(max_side))))
     write_png(Path(path), render_roi_crop(rng, side, malignant))
 
 

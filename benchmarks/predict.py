@@ -47,6 +47,7 @@ model used every core); the overlap can only beat it by filling cycles the model
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -66,7 +67,7 @@ def make_inputs(folder: Path, count: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     paths = []
     for index in range(count):
-        size = int(round(np.exp(rng.uniform(np.log(100), np.log(520)))))
+        size = round(np.exp(rng.uniform(np.log(100), np.log(520))))
         crop = render_roi_crop(rng, size, malignant=bool(index % 2))
         writer, suffix = (write_png, "png") if index % 2 == 0 else (write_dicom, "dcm")
         paths.append(str(writer(folder / f"crop{index:03d}.{suffix}", crop)))
@@ -151,7 +152,7 @@ def benchmark(args: argparse.Namespace) -> int:
 
         for name, model in backends.items():
             raw(model)  # traces the model for the full and the partial batch shape
-            cold = seconds(lambda: end_to_end(model))  # starts the worker pool
+            cold = seconds(functools.partial(end_to_end, model))  # starts the worker pool
             print(f"cold end to end, {name} (worker start-up included): {count / cold:.2f} "
                   "images/s")
         outputs: dict[str, list[np.ndarray]] = {name: [] for name in backends}
@@ -226,8 +227,8 @@ def sweep(predictor, paths: list[str], args: argparse.Namespace, repeats: int,
             raw_times, e2e_times = [], []
             for _ in range(repeats):
                 raw_times.append(seconds(raw))
-                e2e_times.append(seconds(lambda: predictor.predict_paths(
-                    paths, batch_size=args.batch_size, workers=workers)))
+                e2e_times.append(seconds(functools.partial(
+                    predictor.predict_paths, paths, batch_size=args.batch_size, workers=workers)))
             predictor.close()
             rate = count / statistics.median(e2e_times)
             print(f"  {workers} {niceness:>2} -> {rate:.2f} images/s, efficiency "

@@ -125,7 +125,7 @@ def interleaved(functions: dict[str, Callable[[], object]],
 
 
 def median_ratio(numerators: list[float], denominators: list[float]) -> float:
-    return statistics.median(n / d for n, d in zip(numerators, denominators))
+    return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
 
 
 def _ok(outcome: PreparedOutcome) -> None:
@@ -159,7 +159,7 @@ def benchmark(args: argparse.Namespace) -> int:
     # Agreement: every output of both chains, and the NLM stage on its own.
     reference_out = outputs["reference"]
     differences = {name: [np.abs(a.astype(float) - b).mean()
-                          for a, b in zip(outputs[name], reference_out)]
+                          for a, b in zip(outputs[name], reference_out, strict=True)]
                    for name in ("ours", "ours at full size")}
     nlm_differences = []
     for crop in crops[:3]:
@@ -242,8 +242,8 @@ def calibrate(args: argparse.Namespace) -> int:
           f"difference of the 229-px output vs full size, and time")
     for side in (1024, 768, 640, 512, 384, 229):
         run = ours(PreprocessConfig(working_max_side=side))
-        diff = [np.abs(run(x) - r) for x, r in zip(large, reference_out)]
-        seconds = time_median(lambda: [run(x) for x in large], 1 if args.quick else 3)
+        diff = [np.abs(run(x) - r) for x, r in zip(large, reference_out, strict=True)]
+        seconds = time_median(lambda run=run: [run(x) for x in large], 1 if args.quick else 3)
         print(f"  {side:>5}: mean {np.mean([d.mean() for d in diff]):.2f}, worst image "
               f"{max(d.mean() for d in diff):.2f}, 95th pct pixel "
               f"{np.mean([np.percentile(d, 95) for d in diff]):.1f}; "

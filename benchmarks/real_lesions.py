@@ -70,7 +70,7 @@ from mammohybrid.evaluation.paired import (  # noqa: E402
     pooled_auc_with_interval,
 )
 from mammohybrid.preprocess.cache import ensure_preprocessed  # noqa: E402
-from mammohybrid.training.linear_head import CACHE_FOLDER, PooledFeatureCache  # noqa: E402
+from mammohybrid.training.linear_head import PooledFeatureCache  # noqa: E402
 from mammohybrid.workflows.cv import (  # noqa: E402
     fold_manifests,
     run_cv,
@@ -154,7 +154,7 @@ configure_tensorflow(quiet=True)
 from mammohybrid.config import load_config, with_overrides
 from mammohybrid.data.manifest import read_manifest, usable_rows
 from mammohybrid.preprocess.cache import ensure_preprocessed
-from mammohybrid.training.linear_head import PooledFeatureCache
+from mammohybrid.training.linear_head import CACHE_FOLDER, PooledFeatureCache
 from mammohybrid.workflows.cv import run_cv
 
 
@@ -162,7 +162,7 @@ def main():
     what, preset, manifest, out, folds, repeats = sys.argv[1:]
     config = with_overrides(load_config(preset), [f"data.manifest={manifest}"])
     processed = ensure_preprocessed(manifest, config)  # cached: not timed
-    cache = Path(processed).parent / "images" / "%(cache)s"
+    cache = Path(processed).parent / "images" / CACHE_FOLDER
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
@@ -176,7 +176,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-""" % {"cache": CACHE_FOLDER}
+"""
 
 
 def cv_cost(name: str, config: Path | str, manifest: Path, out: Path, folds: int,

@@ -61,23 +61,23 @@ from mammohybrid.tensorflow_env import (
 if "--paper-child" not in sys.argv:  # a --paper variant's process gets its own environment
     configure_tensorflow(quiet=True)  # TensorFlow as the command line starts it
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from mammohybrid.config import Config, load_config  # noqa: E402
-from mammohybrid.models import build_model  # noqa: E402
-from mammohybrid.training import train  # noqa: E402
-from mammohybrid.training.devices import cpu_kernels  # noqa: E402
-from mammohybrid.training.input_pipeline import (  # noqa: E402
+from mammohybrid.config import Config, load_config
+from mammohybrid.models import build_model
+from mammohybrid.training import train
+from mammohybrid.training.devices import cpu_kernels
+from mammohybrid.training.input_pipeline import (
     PREFETCH_BATCHES,
     ImageSplit,
     fixed_pipeline,
     load_splits,
 )
-from mammohybrid.training.runtime import seed_everything, training_runtime  # noqa: E402
-from mammohybrid.training.toydata import make_toy_dataset  # noqa: E402
-from mammohybrid.training.trainer import compile_for_training  # noqa: E402
+from mammohybrid.training.runtime import seed_everything, training_runtime
+from mammohybrid.training.toydata import make_toy_dataset
+from mammohybrid.training.trainer import compile_for_training
 
 
 class EpochSplit(keras.callbacks.Callback):

@@ -19,7 +19,7 @@ COMMANDS = ["demo", "synth", "preprocess", "summary", "train", "evaluate", "grid
 def test_every_command_has_help() -> None:
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0
-    for command in COMMANDS + ["ingest"]:
+    for command in [*COMMANDS, "ingest"]:
         assert command in top.output
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, command

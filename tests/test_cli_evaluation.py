@@ -183,7 +183,7 @@ def test_features_refuse_images_preprocessed_otherwise(trained_run, toy, tmp_pat
     manifest.write_text(toy.read_text())
     save_config(with_overrides(load_config(toy.parent / "config.yaml"),
                                ["preprocess.strategy=wiener"]), other / "config.yaml")
-    with pytest.raises(ConfigError, match="preprocess.strategy"):
+    with pytest.raises(ConfigError, match=r"preprocess\.strategy"):
         extract_features(trained_run, manifest, tmp_path / "features.npz")
     assert not (tmp_path / "features.npz").exists()
 

@@ -164,4 +164,4 @@ def test_names_a_spreadsheet_would_run_are_written_as_text(run_dir, tmp_path,
     assert list(frame["path"]) == [f"'{name}" for name in names[:4]] + ["plain.png",
                                                                        "'=broken.png"]
     assert frame["error"].iloc[-1].startswith("'=broken.png: ")
-    assert ((frame["probability"].iloc[:5].astype(float) >= 0)).all()
+    assert (frame["probability"].iloc[:5].astype(float) >= 0).all()

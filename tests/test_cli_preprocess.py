@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -51,7 +52,7 @@ def test_parallel_run_with_a_corrupt_image_reports_it_and_goes_on(tmp_path):
     assert serial.exit_code == 3
     serial_out = read_manifest(tmp_path / "serial" / "manifest.csv")
     for parallel_path, serial_path in zip(out["image_path"].dropna(),
-                                          serial_out["image_path"].dropna()):
+                                          serial_out["image_path"].dropna(), strict=True):
         np.testing.assert_array_equal(read_image(parallel_path), read_image(serial_path))
 
 
@@ -95,10 +96,9 @@ def test_resume_after_kill_9(tmp_path):
                 break
             time.sleep(0.01)
     finally:
-        try:
+        # ProcessLookupError: it already ended, and the assertion below says so.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # the command and its worker processes
-        except ProcessLookupError:  # it already ended: the assertion below says so
-            pass
         process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     done_at_kill = len(journal.read_text().splitlines())

@@ -89,17 +89,17 @@ def test_cv_on_ray_matches_the_serial_run(local_ray, dataset, tmp_path):
 
 
 def test_ray_refuses_what_the_cluster_cannot_give(local_ray):
-    with pytest.raises(ConfigError, match="asks for 1 CPU.* and 1 GPU.*has 2 CPU.* and 0 GPU"):
-        with open_executor("ray", resources=RayResources(gpus=1)):
-            pass
+    with (pytest.raises(ConfigError, match=r"asks for 1 CPU.* and 1 GPU.*has 2 CPU.* and 0 GPU"),
+          open_executor("ray", resources=RayResources(gpus=1))):
+        pass
 
 
 def test_ray_cannot_take_live_callbacks(local_ray, dataset, tmp_path):
     from mammohybrid.workflows.cv import run_cv
 
     manifest, config = dataset
-    with open_executor("ray") as executor:
-        with pytest.raises(ConfigError, match="callbacks run in this process only"):
-            run_cv(config, tmp_path / "cv", folds=2, manifest=manifest, executor=executor,
-                   callbacks=[object()])
+    with (open_executor("ray") as executor,
+          pytest.raises(ConfigError, match="callbacks run in this process only")):
+        run_cv(config, tmp_path / "cv", folds=2, manifest=manifest, executor=executor,
+               callbacks=[object()])
     assert not (tmp_path / "cv").exists()

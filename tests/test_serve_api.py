@@ -141,7 +141,7 @@ def test_results_are_predicts_and_the_csv_is_byte_identical(client, crops, run_d
     assert answer["csv"] == expected
     frame = pd.read_csv(tmp_path / "predict.csv", keep_default_na=False)
     assert [r["name"] for r in answer["results"]] == [p.name for p in paths]
-    for result, (_, row) in zip(answer["results"], frame.iterrows()):
+    for result, (_, row) in zip(answer["results"], frame.iterrows(), strict=True):
         assert result["error"] == ""
         assert result["probability"] == row["probability"]
         assert result["probability_text"] == f"{row['probability']:.4f}"
@@ -185,7 +185,7 @@ def test_bad_uploads_get_their_own_error_and_the_rest_is_predicted(client, crops
     names = ["text", "png", "corrupt_dicom", "bomb", "oversize"]
     response = upload(client, [crops[name] for name in names])
     assert response.status_code == 200, response.text
-    results = {crops[n].name: r for n, r in zip(names, response.json()["results"])}
+    results = {crops[n].name: r for n, r in zip(names, response.json()["results"], strict=True)}
     assert results["benign.png"]["error"] == "" and results["benign.png"]["probability"] >= 0
     for name in ("notes.png", "corrupt.dcm", "bomb.png", "huge.pgm"):
         assert results[name]["error"].startswith(f"{name}:"), results[name]

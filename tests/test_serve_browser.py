@@ -34,9 +34,9 @@ from mammohybrid.serve.headless import (
 
 pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
                                                  "(pip install -e '.[test]')")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 # Generous bounds for a loaded 2-core machine; the test waits for events, not for time.
 SERVER_START_S = 240
@@ -119,7 +119,7 @@ def _attacker_site(target: str) -> Iterator[str]:
     page = ATTACKER_PAGE.replace("TARGET", target).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+        def do_GET(self) -> None:  # the http.server interface
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.end_headers()

@@ -147,7 +147,13 @@ def _json_default(value: Any) -> Any:
 
 def is_disk_full(error: BaseException) -> bool:
     """True for an :class:`OSError` that means the file system is full or over quota."""
-    return isinstance(error, OSError) and error.errno in _FULL_DISK
+    return _full_disk_reason(error) is not None
+
+
+def _full_disk_reason(error: BaseException) -> str | None:
+    if isinstance(error, OSError) and error.errno is not None:
+        return _FULL_DISK.get(error.errno)
+    return None
 
 
 @contextlib.contextmanager
@@ -160,10 +166,11 @@ def stop_on_full_disk(folder: str | os.PathLike[str],
     try:
         yield
     except OSError as error:
-        if not is_disk_full(error):
+        reason = _full_disk_reason(error)
+        if reason is None:
             raise
-        raise DiskFullError(f"{Path(folder).absolute()}: {_FULL_DISK[error.errno]}; free some "
-                            f"space and {then}") from None
+        raise DiskFullError(f"{Path(folder).absolute()}: {reason}; free some space and {then}"
+                            ) from None
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
             _refuse_special_file(output)
     for item in inputs:
         tree = item if isinstance(item, InputTree) else None
-        source = Path(tree.folder if tree else item).resolve()
+        source = Path(item.folder if isinstance(item, InputTree) else item).resolve()
         for output, target in targets:
             if source == target or target in source.parents:
                 what = "is" if source == target else "holds"

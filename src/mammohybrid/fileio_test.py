@@ -24,10 +24,9 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     target = tmp_path / "out.txt"
     atomic_write_text(target, "kept")
-    with pytest.raises(RuntimeError):
-        with atomic_open(target) as handle:
-            handle.write("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_open(target) as handle:
+        handle.write("half")
+        raise RuntimeError("interrupted")
     assert target.read_text() == "kept"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 

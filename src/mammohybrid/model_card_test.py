@@ -53,6 +53,7 @@ def test_a_trained_run_carries_its_card(run_dir: Path) -> None:
     assert f"| train | {train['images']} | {train['patients']} |" in card
     assert f"epoch {info['best_epoch']}, the one with the highest validation AUC" in card
     threshold = run.load_threshold()
+    assert threshold is not None
     assert f"{threshold.value:.4g}, method `youden` on split `val`" in card
     assert f"TensorFlow: {info['runtime']['tensorflow']}" in card
     evaluated = render_model_card(run, "**test split**: 8 images")

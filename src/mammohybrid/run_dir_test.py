@@ -14,7 +14,7 @@ from mammohybrid.run_dir import RunDir
 
 def test_unfinished_and_finished_runs(tmp_path) -> None:
     run = RunDir.at(tmp_path)
-    with pytest.raises(RunNotFinishedError, match="no config.yaml"):
+    with pytest.raises(RunNotFinishedError, match=r"no config\.yaml"):
         run.load_config()
     with pytest.raises(RunNotFinishedError, match="has not finished"):
         run.require_finished()

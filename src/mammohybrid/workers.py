@@ -93,11 +93,12 @@ class CrashSafePool(Generic[TaskT, ResultT]):
         exhausted = False
         while True:
             while not exhausted and len(pending) < limit:
-                task = next(remaining, _END)
-                if task is _END:
+                try:
+                    task = next(remaining)
+                except StopIteration:
                     exhausted = True
                 else:
-                    pending[self._submit(task)] = task  # type: ignore[arg-type]
+                    pending[self._submit(task)] = task
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -119,5 +120,3 @@ class CrashSafePool(Generic[TaskT, ResultT]):
                 for task in suspects:
                     yield self._run_alone(task)
 
-
-_END = object()

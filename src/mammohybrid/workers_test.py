@@ -24,12 +24,15 @@ def test_usable_cores_without_affinity_masks_are_all_cores(monkeypatch) -> None:
 
 def test_predict_and_preprocess_default_to_every_usable_core() -> None:
     import typer.main
+    from typer.core import TyperGroup
 
     from mammohybrid.cli import app
     from mammohybrid.preprocess.cache import default_workers
 
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    commands = {command.name: command for command in typer.main.get_command(app).commands.values()}
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    commands = {command.name: command for command in group.commands.values()}
     for name in ("predict", "preprocess"):
         (option,) = [param for param in commands[name].params if param.name == "workers"]
         assert option.default == expected, name

@@ -96,7 +96,7 @@ def test_out_of_range_thresholds_are_refused(tmp_path: Path, value: str) -> None
 def test_malformed_threshold_files_are_one_line_errors(tmp_path: Path, text: str) -> None:
     run = RunDir.at(tmp_path)
     run.threshold.write_bytes(text.encode("latin-1"))
-    with pytest.raises(MammohybridError, match="threshold.json"):
+    with pytest.raises(MammohybridError, match=r"threshold\.json"):
         run.load_threshold()
 
 

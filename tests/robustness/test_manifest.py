@@ -85,7 +85,7 @@ def test_missing_columns_and_unreadable_files_are_one_line(tmp_path: Path) -> No
     with pytest.raises(ManifestError, match="missing column"):
         read_manifest(path)
     path.write_bytes(b"\xff\xfe\x00garbage\x00\n\x00")
-    with pytest.raises(ManifestError, match="m.csv"):
+    with pytest.raises(ManifestError, match=r"m\.csv"):
         read_manifest(path)
 
 

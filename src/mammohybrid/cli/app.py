@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -51,18 +51,18 @@ def is_debug() -> bool:
 
 
 ConfigOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--config", "-c", help="YAML config file or preset name "
                                          "(see `mammohybrid config presets`)."),
 ]
 SetOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", "-s", metavar="KEY=VALUE",
                  help="Override a config value, e.g. --set train.epochs=5 (repeatable)."),
 ]
 
 MlflowOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--mlflow", metavar="URI",
                  help="Log parameters, per-epoch metrics and artefacts to MLflow at URI "
                       "(file:/path/mlruns, a folder, sqlite:///mlflow.db, http://host:5000). "
@@ -71,19 +71,19 @@ MlflowOption = Annotated[
 
 
 MaxPixelsOption = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--max-pixels", min=1, metavar="N",
                  help="Refuse images whose header declares more pixels than this "
                       "(limits.max_image_pixels; default 100 megapixels)."),
 ]
 MaxFileMbOption = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--max-file-mb", min=0.001, metavar="MB",
                  help="Refuse image files larger than this (limits.max_file_mb; default "
                       "1024)."),
 ]
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     """``mammohybrid.inference.backends.BACKENDS`` (listed here: the CLI starts without
     importing inference)."""
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     _start_tensorflow_environment(debug)
     try:
         app(args=argv)
-    except Exception as error:  # noqa: BLE001 - the one place every error is turned into a line
+    except Exception as error:  # the one place every error is turned into a line
         if debug or _state["debug"]:
             raise
         message = str(error) or type(error).__name__

@@ -4,9 +4,9 @@ layers over :func:`mammohybrid.data.ingest.run_ingest` and
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -29,13 +29,13 @@ ingest_app = typer.Typer(
 app.add_typer(ingest_app, name="ingest")
 
 
-class Abnormality(str, Enum):
+class Abnormality(StrEnum):
     mass = "mass"
     calc = "calc"
     all = "all"
 
 
-class MiasTask(str, Enum):
+class MiasTask(StrEnum):
     """``mammohybrid.data.mias.TASKS`` (listed here: the CLI starts without importing data)."""
 
     mass = "mass"
@@ -51,12 +51,12 @@ class MiasTask(str, Enum):
 
 RootArgument = Annotated[Path, typer.Argument(help="The dataset's folder (see docs/datasets.md).")]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Manifest CSV to write.")]
-ValFractionOption = Annotated[Optional[float], typer.Option(
+ValFractionOption = Annotated[float | None, typer.Option(
     "--val-fraction", min=0.0, max=0.5,
     help="Share of training patients held out for validation (data.val_fraction).")]
-SeedOption = Annotated[Optional[int], typer.Option(
+SeedOption = Annotated[int | None, typer.Option(
     "--seed", help="Seed of the patient splits (data.split_seed).")]
-CsvDirOption = Annotated[Optional[Path], typer.Option(
+CsvDirOption = Annotated[Path | None, typer.Option(
     "--csv-dir", help="Folder holding the case CSVs (default: searched under ROOT).")]
 AbnormalityOption = Annotated[Abnormality, typer.Option(
     "--abnormality", help="Which CBIS-DDSM case CSVs to ingest.")]
@@ -169,7 +169,7 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write the dataset 
                                                 help="Number of patients.")] = 80,
           seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same "
                                                            "bytes).")] = 0,
-          preview: Annotated[Optional[Path], typer.Option(
+          preview: Annotated[Path | None, typer.Option(
               "--preview", help="Also write a PNG grid of sample crops per class here.")]
           = None) -> None:
     """Write a synthetic CBIS-DDSM mass dataset in the real on-disk format (TCIA DICOM tree +

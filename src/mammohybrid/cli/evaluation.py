@@ -4,14 +4,14 @@ evaluation and experiments."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from mammohybrid.cli.app import MlflowOption, SetOption, app, resolve_config
 
 ManifestOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--manifest", "-m", help="Manifest to use instead of the one in the config."),
 ]
 
@@ -19,12 +19,12 @@ ManifestOption = Annotated[
 ExecutorOption = Annotated[str, typer.Option(
     "--executor", help="Where the trainings run: serial (one after the other, here) or ray (one "
                        "Ray task per training; pip install 'mammohybrid[ray]').")]
-AddressOption = Annotated[Optional[str], typer.Option(
+AddressOption = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster: auto (the one this machine belongs to), HOST:PORT (its head "
                       "node) or ray://HOST:10001; default RAY_ADDRESS, else a local Ray.")]
-TaskCpusOption = Annotated[Optional[float], typer.Option(
+TaskCpusOption = Annotated[float | None, typer.Option(
     "--task-cpus", min=0.01, help="Ray: CPUs each training asks for (default 1).")]
-TaskGpusOption = Annotated[Optional[float], typer.Option(
+TaskGpusOption = Annotated[float | None, typer.Option(
     "--task-gpus", min=0, help="Ray: GPUs each training asks for (default 1 when the "
                                "cluster has GPUs, else 0).")]
 
@@ -49,7 +49,7 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory (from train).")],
     split: Annotated[str, typer.Option("--split", help="Split to evaluate: test, val or train.")]
     = "test",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder "
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder "
                                                 "(default RUN_DIR/evaluation-SPLIT).")] = None,
     manifest: ManifestOption = None,
     overrides: SetOption = None,
@@ -128,7 +128,7 @@ def cv(
     config: Annotated[str, typer.Argument(
         metavar="CONFIG", help="Config YAML or preset (its data.manifest is used).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
-    folds: Annotated[Optional[int], typer.Option("--folds", "-k", min=2,
+    folds: Annotated[int | None, typer.Option("--folds", "-k", min=2,
                                                  help="Folds (default data.n_folds).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", "-r", min=1,
                                          help="Repeats with new fold assignments.")] = 1,

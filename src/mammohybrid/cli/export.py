@@ -3,16 +3,16 @@ over :func:`mammohybrid.inference.export.export_run`)."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from mammohybrid.cli.app import app, is_debug
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     """``mammohybrid.inference.export.FORMATS`` (listed here: the CLI starts without importing
     inference)."""
 
@@ -26,11 +26,11 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option(
         "--format", "-f", help="onnx (for ONNX Runtime: `predict --backend onnxruntime`) or "
                                "savedmodel (TensorFlow Serving, TFLite converters).")],
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Where to write (default: RUN_DIR/model.onnx, where predict "
                             "--backend onnxruntime RUN_DIR finds it, or "
                             "RUN_DIR/saved_model/).")] = None,
-    tta: Annotated[Optional[bool], typer.Option(
+    tta: Annotated[bool | None, typer.Option(
         "--tta/--no-tta", help="Average over the eight dihedral views inside the graph (8x the "
                                "work), or not (default: as the run predicts, its model.tta; "
                                "the stored configuration says which).")] = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from mammohybrid.cli.app import ConfigOption, MlflowOption, SetOption, app, reso
 from mammohybrid.config import with_overrides
 
 PresetOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--preset", "-p", help="Preset name (e.g. paper, cpu-quick); same as --config."),
 ]
 

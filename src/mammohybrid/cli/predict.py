@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,22 +33,22 @@ def predict(
         help="ROI crops (DICOM, PNG, JPEG, PGM, TIFF; 8 or 16 bit) or folders of them "
              "(searched recursively).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictions CSV to write.")],
-    batch_size: Annotated[Optional[int], typer.Option(
+    batch_size: Annotated[int | None, typer.Option(
         "--batch-size", min=1, help="Images per model call (default: the run's "
                                     "train.batch_size).")] = None,
     workers: Annotated[int, typer.Option(
         "--workers", "-j", min=0, help="Processes that decode and pre-process ahead of the "
                                        "model (default: all CPUs; 0: none, in turn with the "
                                        "model).")] = default_workers(),
-    gradcam: Annotated[Optional[Path], typer.Option(
+    gradcam: Annotated[Path | None, typer.Option(
         "--gradcam", metavar="DIR", help="Write Grad-CAM overlays (one per backbone branch "
                                          "and one combined) to DIR.")] = None,
-    filters: Annotated[Optional[str], typer.Option(
+    filters: Annotated[str | None, typer.Option(
         "--filters", metavar="LIST", help="Test-time filter ensemble: comma-separated "
                                           "pre-processing strategies (e.g. median,wiener) whose "
                                           "probabilities are averaged; each is reported "
                                           "too.")] = None,
-    pixel_spacing_mm: Annotated[Optional[float], typer.Option(
+    pixel_spacing_mm: Annotated[float | None, typer.Option(
         "--pixel-spacing-mm", min=0.001, max=10.0,
         help="Millimetres per pixel of inputs that carry none of their own (PNG, JPEG, PGM; "
              "a DICOM header's spacing wins). Only a run pre-processed at a physical scale "

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,7 +27,7 @@ def preprocess(
                                                    "split).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: images/, "
                                                           "manifest.csv, config.yaml, qa/.")],
-    strategy: Annotated[Optional[str], typer.Option(
+    strategy: Annotated[str | None, typer.Option(
         help="median, gaussian or wiener (the paper's chains), none, or custom "
              "(steps from preprocess.steps). Default: preprocess.strategy of the config.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (default: all CPUs).")]
@@ -37,7 +37,7 @@ def preprocess(
     qa: Annotated[int, typer.Option("--qa", min=0, help="Write QA figures (every step, "
                                                         "histograms before/after NLM) for this "
                                                         "many images to OUT/qa.")] = 0,
-    data_root: Annotated[Optional[Path], typer.Option(
+    data_root: Annotated[Path | None, typer.Option(
         "--data-root", metavar="DIR", help="Refuse a manifest listing any image outside DIR "
                                            "(symbolic links resolved).")] = None,
     max_pixels: MaxPixelsOption = None,

@@ -8,7 +8,7 @@ import ipaddress
 import math
 import socket
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -75,11 +75,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; anything but a loopback "
                                            "address lets other machines in.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    filters: Annotated[Optional[str], typer.Option(
+    filters: Annotated[str | None, typer.Option(
         "--filters", metavar="LIST", help="Test-time filter ensemble, as in predict: "
                                           "comma-separated strategies whose probabilities are "
                                           "averaged.")] = None,
-    metrics: Annotated[Optional[list[Path]], typer.Option(
+    metrics: Annotated[list[Path] | None, typer.Option(
         "--metrics", metavar="FILE", help="metrics.json of an evaluation written outside the "
                                           "run directory (repeatable); RUN_DIR/evaluation-*/ "
                                           "are found by themselves.")] = None,
@@ -88,11 +88,11 @@ def serve(
     max_files: Annotated[int, typer.Option(min=1, help="Most files in one upload.")] = 32,
     max_megapixels: Annotated[float, typer.Option(
         min=0.000001, help="Largest decoded image accepted, in millions of pixels.")] = 25.0,
-    allow_host: Annotated[Optional[list[str]], typer.Option(
+    allow_host: Annotated[list[str] | None, typer.Option(
         "--allow-host", metavar="NAME", help="Another host name the page may be opened by "
                                              "(repeatable); 127.0.0.1, localhost, [::1] and "
                                              "--host are always allowed.")] = None,
-    token: Annotated[Optional[str], typer.Option(
+    token: Annotated[str | None, typer.Option(
         "--token", metavar="VALUE", envvar=TOKEN_ENV,
         help=f"The access token (default: a new random one, shown in the address printed at "
              f"start; also from ${TOKEN_ENV}, which other users cannot read in the process "

@@ -91,7 +91,8 @@ def _reads(root: Path, csv_dir: Path | None, images: Callable[[Path], bool],
            tables: frozenset[str]) -> list[Path | InputTree]:
     """A CBIS-DDSM tree under ``root`` (its ``images`` and the ``tables`` it looks for there)
     and the ``tables`` in ``csv_dir``."""
-    trees = [InputTree(root, lambda path: images(path) or path.name in tables)]
+    trees: list[Path | InputTree] = [
+        InputTree(root, lambda path: images(path) or path.name in tables)]
     if csv_dir is not None:
         trees.append(InputTree(csv_dir, lambda path: path.name in tables))
     return trees

@@ -26,6 +26,7 @@ from mammohybrid.data.sources import (
     PATH_OUTSIDE_ROOT,
     IngestResult,
     RowProblem,
+    RowSource,
 )
 from mammohybrid.errors import DatasetError
 
@@ -149,7 +150,7 @@ def load_case_table(csvs: list[CaseCSV], config: DataConfig, result: IngestResul
 
 def _case_record(row: Mapping[str, str], csv: CaseCSV, number: int, config: DataConfig,
                  result: IngestResult, seen: set[tuple[str, ...]]) -> dict[str, object] | None:
-    where = {"source": csv.path, "row": number}
+    where: RowSource = {"source": csv.path, "row": number}
     empty = [c for c in REQUIRED_COLUMNS if not row.get(c)]
     if empty:
         result.error(MISSING_VALUE, f"empty value(s) in {', '.join(empty)}", **where)

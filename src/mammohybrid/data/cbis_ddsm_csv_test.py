@@ -59,7 +59,7 @@ def test_real_csvs_with_calc_put_patients_shared_across_splits_in_test(cbis_csv_
 
 def test_missing_csvs_are_a_clear_error(tmp_path):
     result = IngestResult("cbis-ddsm")
-    with pytest.raises(DatasetError, match="mass_case_description_train_set.csv"):
+    with pytest.raises(DatasetError, match=r"mass_case_description_train_set\.csv"):
         find_case_csvs(tmp_path, None, "mass", result)
     with pytest.raises(DatasetError, match="unknown abnormality"):
         find_case_csvs(tmp_path, None, "tumour", result)

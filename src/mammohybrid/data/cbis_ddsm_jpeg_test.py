@@ -90,7 +90,7 @@ def test_jpeg_export_with_real_csv_rows(cbis_csv_dir, tmp_path):
 
 
 def test_jpeg_export_reports_missing_images_and_needs_dicom_info(tmp_path, synthetic_row):
-    with pytest.raises(DatasetError, match="dicom_info.csv"):
+    with pytest.raises(DatasetError, match=r"dicom_info\.csv"):
         ingest_cbis_ddsm_jpeg(tmp_path, DataConfig())
     rows = [synthetic_row("P_00001"), synthetic_row("P_00002", view="MLO")]
     expected = _jpeg_export(tmp_path, rows, undescribed=set())

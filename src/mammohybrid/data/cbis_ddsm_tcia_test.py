@@ -47,7 +47,7 @@ def test_ingest_a_tree_at_the_paths_the_real_csv_names(cbis_csv_dir, tmp_path):
                                         descriptive=row["patient_id"] != "P_00173",
                                         swap_content=index == 2))
     real_full = _real_full_mammograms()
-    for row, paths in zip(rows, written):
+    for row, paths in zip(rows, written, strict=True):
         case = row["image file path"].split("/")[0]
         if case in real_full:
             paths["full"].unlink()
@@ -60,7 +60,7 @@ def test_ingest_a_tree_at_the_paths_the_real_csv_names(cbis_csv_dir, tmp_path):
     assert result.errors == []
     frame = result.frame.sort_values("source_row").reset_index(drop=True)
     assert len(frame) == 12
-    for row, paths, (_, got) in zip(rows, written, frame.iterrows()):
+    for row, paths, (_, got) in zip(rows, written, frame.iterrows(), strict=True):
         assert Path(got["image_path"]) == paths["crop"]  # by content, even when swapped
         assert Path(got["mask_path"]) == paths["mask"]
         assert Path(got["full_image_path"]) == paths["full"]
@@ -68,7 +68,7 @@ def test_ingest_a_tree_at_the_paths_the_real_csv_names(cbis_csv_dir, tmp_path):
         assert (got["crop_height"], got["crop_width"]) == (64, 48)
     assert set(frame["split"]) == {"test"} and set(frame["dataset"]) == {"cbis-ddsm"}
     assert frame.loc[0, "case_id"] == "Mass-Test_P_00145_LEFT_CC_1"
-    lesions = dict(zip(frame["case_id"], frame["lesion_id"]))
+    lesions = dict(zip(frame["case_id"], frame["lesion_id"], strict=True))
     # P_00820: one abnormality per view in each breast -> the two views are linked.
     assert lesions["Mass-Test_P_00820_LEFT_CC_1"] == lesions["Mass-Test_P_00820_LEFT_MLO_1"] \
         == "Mass_P_00820_LEFT"

@@ -58,7 +58,7 @@ def test_dicom_tree_mixes_the_real_variants(synthetic_cbis_ddsm):
     assert {int(h.BitsStored) for h in crops} == {12, 16}
     assert {h.file_meta.TransferSyntaxUID.name for h in crops} >= {
         "RLE Lossless", "Explicit VR Little Endian"}
-    assert all(100 <= min(h.Rows, h.Columns) and max(h.Rows, h.Columns) <= 650 for h in crops)
+    assert all(min(h.Rows, h.Columns) >= 100 and max(h.Rows, h.Columns) <= 650 for h in crops)
     # PatientID is per view (as in CBIS-DDSM), e.g. Mass-Training_P_00012_LEFT_CC_1
     assert all(re.fullmatch(r"Mass-(Training|Test)_P_\d{5}_(LEFT|RIGHT)_(CC|MLO)(_\d)?",
                             str(h.PatientID)) for h in headers)

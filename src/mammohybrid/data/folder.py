@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,6 +42,7 @@ from mammohybrid.data.sources import (
     UNREADABLE_IMAGE,
     IngestResult,
     RowProblem,
+    RowSource,
     register_source,
     safe_join,
 )
@@ -97,7 +99,7 @@ def ingest_folder(root: Path, config: DataConfig, *, out_dir: Path | None = None
     # mention with another label or split would put one image in two places.
     first_seen: dict[str, str] = {}
     for entry in track(entries, "checking images"):
-        where = {"source": entry.pop("source"), "row": entry.pop("row")}
+        where: RowSource = {"source": entry.pop("source"), "row": entry.pop("row")}
         written = str(entry.pop("path"))
         try:
             path = safe_join(entry.pop("root"), written, follow_links)
@@ -142,18 +144,18 @@ def _spacing(text: object, path: Path) -> float | None:
     return value
 
 
-def _mention(path: str, where: dict[str, object]) -> str:
+def _mention(path: str, where: RowSource) -> str:
     """How an entry names its file, for a duplicate's message: the path, and its CSV row."""
     return f"{path} on row {where['row']}" if where["row"] is not None else path
 
 
-def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, object]]:
+def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, Any]]:
     """One entry per image file in the class folders (directly under ROOT or under splits)."""
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder")
     children = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
     if any(name in CLASS_FOLDERS for name in children):
-        layout = [(None, root)]
+        layout: list[tuple[str | None, Path]] = [(None, root)]
     else:
         layout = [(SPLIT_NAMES[name], path) for name, path in sorted(children.items())
                   if name in SPLIT_NAMES]
@@ -192,7 +194,7 @@ def _entries_from_folders(root: Path, result: IngestResult) -> list[dict[str, ob
     return entries
 
 
-def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object]]:
+def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, Any]]:
     """One entry per row of a user CSV (see the module doc for its columns)."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -210,13 +212,13 @@ def _entries_from_csv(path: Path, result: IngestResult) -> list[dict[str, object
         raise DatasetError(f"{path}: missing column(s) {'; '.join(missing)}")
     entries = []
     for number, row in enumerate(table.to_dict("records"), start=1):
-        where = {"source": path, "row": number}
+        where: RowSource = {"source": path, "row": number}
         values = {name: str(row[column]).strip() for name, column in columns.items()}
         empty = [name for name in REQUIRED if not values[name]]
         if empty:
             result.error(MISSING_VALUE, f"empty value(s) in {', '.join(empty)}", **where)
             continue
-        entry: dict[str, object] = {"root": path.parent, "path": values["image_path"], **where,
+        entry: dict[str, Any] = {"root": path.parent, "path": values["image_path"], **where,
                                     "pathology": values["label"],
                                     "patient_id": values["patient_id"],
                                     "lesion_id": values.get("lesion_id") or

@@ -19,7 +19,7 @@ from mammohybrid.imaging import write_dicom
 
 def _png(path: Path, value: int = 100, dtype: type = np.uint8) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = np.full((24, 20), value, dtype)
+    image: np.ndarray = np.full((24, 20), value, dtype)
     image[5:10, 5:10] = value // 2
     assert cv2.imwrite(str(path), image)
     return path
@@ -179,7 +179,7 @@ def test_ingest_reads_images_within_the_configs_limits(tmp_path):
     within = run_ingest("folder", tmp_path, tmp_path / "within.csv", Config())
     assert len(within.frame) == 8 and not within.errors
     small = with_overrides(Config(), ["limits.max_image_pixels=100"])  # each image is 24 x 20
-    with pytest.raises(DatasetError, match="over the 0.0001 megapixel budget"):
+    with pytest.raises(DatasetError, match=r"over the 0\.0001 megapixel budget"):
         run_ingest("folder", tmp_path, tmp_path / "refused.csv", small)
     assert len(pd.read_csv(tmp_path / "refused.errors.csv")) == 8
     # The default budgets were not changed for anyone else in this process.

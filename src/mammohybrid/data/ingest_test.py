@@ -15,7 +15,7 @@ def test_every_source_is_registered():
     sources = ingest_sources()
     assert set(sources) == {"cbis-ddsm", "cbis-ddsm-jpeg", "mias", "folder"}
     assert get_source("mias").function.__name__ == "ingest_mias"
-    with pytest.raises(DatasetError, match="unknown dataset source 'inbreast'.*cbis-ddsm"):
+    with pytest.raises(DatasetError, match=r"unknown dataset source 'inbreast'.*cbis-ddsm"):
         get_source("inbreast")
 
 

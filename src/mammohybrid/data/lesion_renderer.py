@@ -239,7 +239,7 @@ def _draw_strands(height: int, width: int,
                   + np.outer(bend * short * (t ** 2 - 0.25), normal))
         canvas = np.zeros((height, width), np.uint8)
         cv2.polylines(canvas, [np.round(points * 16).astype(np.int32)], False, 255,
-                      thickness=max(1, int(round(short / 150))), lineType=cv2.LINE_AA, shift=4)
+                      thickness=max(1, round(short / 150)), lineType=cv2.LINE_AA, shift=4)
         density += opacity * canvas.astype(np.float32) / 255.0
     return cv2.GaussianBlur(density, (0, 0), sigmaX=max(short / 300, 0.6))
 

@@ -39,5 +39,5 @@ def test_render_lesion_masks_the_bright_mass():
     params = sample_lesion_params(rng, malignant=True, faint=False)
     image, mask = render_lesion(rng, 120, 140, params)
     assert image.dtype == np.float32 and image.shape == mask.shape == (120, 140)
-    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= 0.0 and image.max() <= 1.0
     assert image[mask].mean() > ROI_THRESHOLD_FRACTION > image[~mask].mean()

@@ -177,7 +177,7 @@ def _refuse_rows(path: Path, bad: pd.Series | bool, values: pd.Series, problem: 
     rows = [int(i) for i in np.flatnonzero(bad.to_numpy())[:5]]
     cells = [values.iloc[i] for i in rows]
     shown = ", ".join(f"row {i + 1} ({'empty' if pd.isna(cell) else repr(str(cell))})"
-                      for i, cell in zip(rows, cells))
+                      for i, cell in zip(rows, cells, strict=True))
     more = f" and {int(bad.sum()) - len(rows)} more" if bad.sum() > len(rows) else ""
     raise ManifestError(f"{path}: {problem}: {shown}{more}")
 

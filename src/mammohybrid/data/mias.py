@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,7 @@ from mammohybrid.data.sources import (
     NO_CROP,
     UNREADABLE_IMAGE,
     IngestResult,
+    RowSource,
     register_source,
 )
 from mammohybrid.errors import DatasetError, ImageReadError
@@ -71,14 +73,14 @@ _LESION_LINE = re.compile(r"^mdb\d{3}\b", re.IGNORECASE)
 
 
 def read_info(path: Path, result: IngestResult,
-              classes: tuple[str, ...] = TASKS["all"]) -> list[dict[str, object]]:
+              classes: tuple[str, ...] = TASKS["all"]) -> list[dict[str, Any]]:
     """Parse Info.txt into one dict per lesion line of ``classes`` that has coordinates.
 
     Free text before (or between) the lesion lines is ignored; NORM lines and lesion lines of
     other classes are counted (by class); malformed lesion lines, and lines of ``classes``
     without coordinates, are reported as errors.
     """
-    lesions = []
+    lesions: list[dict[str, Any]] = []
     seen: set[tuple[str, ...]] = set()
     other_classes: dict[str, int] = {}
     text = path.read_text(encoding="latin-1")  # the credits are not guaranteed to be UTF-8
@@ -86,7 +88,7 @@ def read_info(path: Path, result: IngestResult,
         tokens = line.split()
         if not tokens or not _LESION_LINE.match(tokens[0]):
             continue
-        where = {"source": path, "row": number}
+        where: RowSource = {"source": path, "row": number}
         if len(tokens) < 3 or tokens[1].upper() not in TISSUES or tokens[2].upper() not in CLASSES:
             result.error(BAD_VALUE, f"cannot parse '{line.strip()}' (expected REFNUM TISSUE "
                          f"CLASS [SEVERITY X Y RADIUS])", **where)
@@ -129,7 +131,7 @@ def crop_box(x: int, y: int, radius: int, height: int, width: int, crop_scale: f
 
     ``x``, ``y`` are MIAS coordinates (origin bottom-left); the box is clamped inside the image.
     """
-    side = min(max(min_crop, int(round(crop_scale * radius))), height, width)
+    side = min(max(min_crop, round(crop_scale * radius)), height, width)
     row, col = height - y, x
     row0 = int(np.clip(row - side // 2, 0, height - side))
     col0 = int(np.clip(col - side // 2, 0, width - side))
@@ -160,11 +162,12 @@ def ingest_mias(root: Path, config: DataConfig, *, out_dir: Path,
     result.note("patient_id = (film number + 1) // 2 (films come in left/right pairs)")
     result.note(f"task '{task}': lesion classes {', '.join(TASKS[task])}")
     crops_dir = Path(out_dir) / "mias_crops"
-    rows, images = [], {}
+    rows = []
+    images: dict[str, np.ndarray | ImageReadError] = {}
     per_film: dict[str, int] = {}
     for lesion in track(wanted, "cropping mini-MIAS lesions"):
         refnum = str(lesion["refnum"])
-        where = {"source": info, "row": lesion["line"]}
+        where: RowSource = {"source": info, "row": lesion["line"]}
         film = films.get(refnum)
         if film is None:
             result.error(MISSING_FILE, f"{refnum}.pgm not found under {root}", **where)

@@ -192,7 +192,7 @@ def test_a_corrupt_film_is_a_row_error_and_the_rest_ingests(mias_root, tmp_path)
 
 
 def test_missing_info_txt_is_a_clear_error(tmp_path):
-    with pytest.raises(DatasetError, match="Info.txt not found"):
+    with pytest.raises(DatasetError, match=r"Info\.txt not found"):
         ingest_mias(tmp_path, DataConfig(), out_dir=tmp_path)
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import TypedDict
 
 import pandas as pd
 
@@ -50,6 +51,14 @@ class RowProblem(Exception):
         self.kind = kind
         self.message = message
         self.path = str(path)
+
+
+class RowSource(TypedDict):
+    """The file a row comes from and the row's number there (as in :class:`RowError`): the
+    keywords :meth:`IngestResult.error` and :meth:`IngestResult.label_for` take."""
+
+    source: str | os.PathLike[str]
+    row: int | None
 
 
 @dataclass(frozen=True)

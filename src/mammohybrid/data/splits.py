@@ -44,7 +44,7 @@ def sample_patients(strata: pd.Series, fraction: float, rng: np.random.Generator
     for stratum in sorted(strata.unique()):
         patients = sorted(strata.index[strata == stratum])
         order = rng.permutation(len(patients))
-        chosen += [patients[i] for i in order[: int(round(fraction * len(patients)))]]
+        chosen += [patients[i] for i in order[: round(fraction * len(patients))]]
     if not chosen and len(strata) >= 3:
         largest = strata.value_counts().index[0]
         patients = sorted(strata.index[strata == largest])

@@ -50,7 +50,7 @@ def render_roi_crop(rng: np.random.Generator, size: int, malignant: bool,
     if unknown:
         raise TypeError(f"render_roi_crop: unknown parameter(s) {', '.join(sorted(unknown))}")
     lesion = replace(sample_lesion_params(rng, malignant, faint), **params)
-    height, width = int(size), max(int(round(size * lesion.aspect)), 8)
+    height, width = int(size), max(round(size * lesion.aspect), 8)
     image, _ = render_lesion(rng, height, width, lesion)
     return to_uint16(image)
 
@@ -82,7 +82,7 @@ def generate_cbis_ddsm(out: str | Path, patients: int = 80, seed: int = 0,
     master = np.random.default_rng(seed)
     numbers = np.sort(master.choice(np.arange(1, max(10 * patients, 100)), patients,
                                     replace=False))
-    n_test = int(round(test_fraction * patients)) if patients > 1 else 0
+    n_test = round(test_fraction * patients) if patients > 1 else 0
     test_numbers = set(master.choice(numbers, n_test, replace=False).tolist())
     lesions = _plan_lesions(master, numbers, test_numbers)
     monochrome1_patient = int(master.choice(numbers))  # one MONOCHROME1 crop, as in the wild
@@ -119,7 +119,7 @@ def _plan_lesions(rng: np.random.Generator, numbers: np.ndarray,
         members = [lesion for lesion in lesions if lesion.split == split]
         malignant = rng.permutation(len(members)) < len(members) / 2
         faint = rng.permutation(len(members)) < max(1, round(FAINT_FRACTION * len(members)))
-        for lesion, is_malignant, is_faint in zip(members, malignant, faint):
+        for lesion, is_malignant, is_faint in zip(members, malignant, faint, strict=True):
             lesion.faint = bool(is_faint)
             if is_malignant:
                 lesion.pathology = "MALIGNANT"

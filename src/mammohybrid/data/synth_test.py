@@ -116,6 +116,6 @@ def test_the_real_ingest_reads_it_back(synthetic_cbis_ddsm):
     frame = result.frame
     rows = sum(len(pd.read_csv(p)) for p in synthetic_cbis_ddsm.glob("mass_case_*.csv"))
     assert len(frame) == rows
-    for path, mask in zip(frame["image_path"][:8], frame["mask_path"][:8]):
+    for path, mask in zip(frame["image_path"][:8], frame["mask_path"][:8], strict=True):
         assert not is_binary(read_image(path)) and is_binary(read_image(mask))
     assert set(frame["label"]) == {0, 1}

@@ -82,7 +82,8 @@ class _Recorder:
     """A stand-in for the model: scores from a table, and the splits it was asked about."""
 
     def __init__(self, scores: pd.Series):
-        self.scores, self.splits = scores, []
+        self.scores = scores
+        self.splits: list[str] = []
 
     def __call__(self, rows: pd.DataFrame) -> np.ndarray:
         self.splits += sorted(set(rows["split"]))

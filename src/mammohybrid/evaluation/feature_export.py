@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,10 @@ def extract_features(run_dir: str | os.PathLike[str], manifest: str | os.PathLik
     features = np.asarray(predict_manifest(extractor, frame, config), dtype=np.float32)
     features = features.reshape(len(frame), -1)
     # Fixed-width unicode, not object arrays: np.load then works without allow_pickle.
-    arrays = {"image_path": np.array(frame["image_path"].astype(str).tolist(), dtype=str),
-              "X": features}
+    # Any: numpy's stubs type savez_compressed's keywords as its allow_pickle flag.
+    arrays: dict[str, Any] = {
+        "image_path": np.array(frame["image_path"].astype(str).tolist(), dtype=str),
+        "X": features}
     for column in OPTIONAL_COLUMNS:
         if column in frame.columns:
             arrays[column] = (frame[column].to_numpy(dtype=np.int64) if column == "label"

@@ -26,10 +26,11 @@ under its own name, only so that the paper's Table 5 can be compared with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mammohybrid.decision import predict_labels
 
@@ -108,8 +109,8 @@ def paper_eq6_score(specificity: np.ndarray | float, precision: np.ndarray | flo
     return _ratio(2 * specificity * precision, specificity + precision)
 
 
-def metrics_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray,
-                        fn: np.ndarray) -> dict[str, np.ndarray]:
+def metrics_from_counts(tp: ArrayLike, fp: ArrayLike, tn: ArrayLike,
+                        fn: ArrayLike) -> dict[str, np.ndarray]:
     """Every threshold metric from confusion counts (scalars or arrays of any shape).
 
     Counts may be non-integer (bootstrap weights). Undefined values are NaN here; see the module
@@ -212,7 +213,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: fl
                    n_benign=int(labels.size - labels.sum()), undefined=undefined)
 
 
-def mean_and_std(per_fold: list[Mapping[str, float | None]]) -> dict[str, float | None]:
+def mean_and_std(per_fold: Sequence[Mapping[str, float | None]]) -> dict[str, float | None]:
     """``<name>_mean`` and ``<name>_std`` (sample std, ddof=1) of each metric over folds.
 
     Folds where a metric is undefined (None/NaN) are left out of that metric's mean and std.

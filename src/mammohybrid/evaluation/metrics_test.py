@@ -67,7 +67,7 @@ def test_weighted_auc_matches_sample_weights_and_repetition():
     weights = rng.integers(0, 4, (5, labels.size)).astype(float)
     aucs = weighted_auc(labels, scores, weights)
     assert aucs.shape == (5,)
-    for row, auc in zip(weights, aucs):
+    for row, auc in zip(weights, aucs, strict=True):
         repeated = np.repeat(np.arange(labels.size), row.astype(int))
         assert auc == pytest.approx(skm.roc_auc_score(labels[repeated], scores[repeated]))
         assert auc == pytest.approx(skm.roc_auc_score(labels, scores, sample_weight=row))

@@ -16,13 +16,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt  # after choosing the backend
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
 
-from mammohybrid.evaluation.metrics import Confusion, weighted_auc  # noqa: E402
-from mammohybrid.fileio import atomic_path  # noqa: E402
+from mammohybrid.evaluation.metrics import Confusion, weighted_auc
+from mammohybrid.fileio import atomic_path
 
 CLASS_NAMES = ("Benign", "Malignant")
 _DPI = 120

@@ -74,7 +74,7 @@ class KerasScorer:
         height, width = model.input_shape[1:3]
         self.input_size = square_side(height, width)
         self.model = model  # Grad-CAM explains the plain model (the un-rotated view)
-        self.scored = with_test_time_augmentation(model, tta)  # type: ignore[arg-type]
+        self.scored = with_test_time_augmentation(model, tta)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         output = self.scored.predict_on_batch(np.asarray(inputs, dtype=np.float32))
@@ -104,7 +104,7 @@ class OnnxScorer:
         try:
             self.session = onnxruntime.InferenceSession(
                 str(self.path), providers=["CPUExecutionProvider"])
-        except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own kinds
+        except Exception as error:  # ONNX Runtime raises its own kinds
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise MammohybridError(f"{self.path}: ONNX Runtime cannot load it "
                                    f"({type(error).__name__}: {message:.300})") from None

@@ -321,7 +321,7 @@ def _write_onnx(graph: Any, target: Path, exported: ExportedRun,
     with atomic_path(target) as tmp:
         try:
             graph.export(str(tmp), format="onnx", verbose=False)
-        except Exception as error:  # noqa: BLE001 - the converter raises many kinds
+        except Exception as error:  # the converter raises many kinds
             raise ExportError(f"the model cannot be converted to ONNX ({type(error).__name__}: "
                               f"{str(error).strip()[:300]})") from None
         try:

@@ -16,7 +16,7 @@ import pytest
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import ExportError, MammohybridError, RunNotFinishedError
 from mammohybrid.imaging import write_dicom, write_png
-from mammohybrid.inference.backends import GradCamUnavailableError, KerasScorer
+from mammohybrid.inference.backends import GradCamUnavailableError, KerasScorer, OnnxScorer
 from mammohybrid.inference.export import (
     PARITY_TOLERANCE,
     SAVED_MODEL_CARD,
@@ -74,6 +74,7 @@ def test_onnx_export_predicts_as_the_keras_run(run_dir, onnx_export, crops) -> N
 def test_export_carries_the_run(run_dir, onnx_export) -> None:
     run = RunDir.at(run_dir)
     with Predictor.from_run(onnx_export, backend="onnxruntime") as predictor:
+        assert isinstance(predictor.scorer, OnnxScorer)
         exported = ExportedRun.from_metadata(predictor.scorer.metadata, str(onnx_export))
     assert exported.config == run.load_config()
     assert exported.threshold == run.load_threshold()
@@ -81,12 +82,13 @@ def test_export_carries_the_run(run_dir, onnx_export) -> None:
     assert exported.source_model_sha256 == file_sha256(run.model)
     assert exported.run_info == json.loads(run.info.read_text())
     assert exported.model_card == run.model_card.read_text()
+    assert exported.parity_max_abs_diff is not None
     assert 0 <= exported.parity_max_abs_diff <= PARITY_TOLERANCE
 
 
 def test_a_run_directory_predicts_with_its_own_export_only(run_dir, tmp_path) -> None:
     run = RunDir.at(shutil.copytree(run_dir, tmp_path / "run"))
-    with pytest.raises(RunNotFinishedError, match="no model.onnx.*mammohybrid export"):
+    with pytest.raises(RunNotFinishedError, match=r"no model\.onnx.*mammohybrid export"):
         Predictor.from_run(run.root, backend="onnxruntime")
     result = export_run(run.root, "onnx")
     assert result.path == run.onnx_model and result.bytes == run.onnx_model.stat().st_size
@@ -94,9 +96,9 @@ def test_a_run_directory_predicts_with_its_own_export_only(run_dir, tmp_path) ->
         assert predictor.threshold == run.load_threshold()
     with open(run.model, "ab") as handle:  # the run trained again: another model.keras
         handle.write(b"\0")
-    with pytest.raises(ExportError, match="exported from another model.keras.*export it again"):
+    with pytest.raises(ExportError, match=r"exported from another model\.keras.*export it again"):
         Predictor.from_run(run.root, backend="onnxruntime")
-    with pytest.raises(MammohybridError, match="is a file.*--backend onnxruntime"):
+    with pytest.raises(MammohybridError, match=r"is a file.*--backend onnxruntime"):
         Predictor.from_run(run.onnx_model)
 
 
@@ -138,6 +140,7 @@ def test_saved_model_export_carries_the_run_beside_the_graph(run_dir, tmp_path) 
     loaded = tf.saved_model.load(str(target))  # kept: its functions need its variables
     got = np.asarray(loaded.serve(tf.constant(probe))).reshape(-1)
     np.testing.assert_allclose(got, expected, atol=PARITY_TOLERANCE, rtol=0)
+    assert result.exported.parity_max_abs_diff is not None
     assert result.exported.parity_max_abs_diff <= PARITY_TOLERANCE
     export_run(run_dir, "savedmodel", target)  # an earlier export is replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
@@ -150,11 +153,11 @@ def test_what_cannot_be_exported_is_refused_before_any_work(run_dir, tmp_path,
     run = RunDir.at(shutil.copytree(run_dir, tmp_path / "run"))
     resized = run.config.read_text().replace("output_size: 32", "output_size: 48")
     run.config.write_text(resized)
-    with pytest.raises(ExportError, match="32-px images resized from the 48-px.*no ONNX"):
+    with pytest.raises(ExportError, match=r"32-px images resized from the 48-px.*no ONNX"):
         export_run(run.root, "onnx")
     with pytest.raises(ExportError, match="is a folder"):
         export_run(run_dir, "onnx", tmp_path)
-    with pytest.raises(MammohybridError, match="output .* is the input"):
+    with pytest.raises(MammohybridError, match=r"output .* is the input"):
         export_run(run_dir, "onnx", RunDir.at(run_dir).model)
     run.done.unlink()
     with pytest.raises(RunNotFinishedError):
@@ -173,7 +176,7 @@ def test_an_onnx_file_without_the_runs_metadata_is_refused(run_dir, tmp_path) ->
     model = inference_graph(load_model(RunDir.at(run_dir).model))
     model.predict_on_batch(probe_inputs(32))
     model.export(str(tmp_path / "bare.onnx"), format="onnx", verbose=False)
-    with pytest.raises(ExportError, match="no mammohybrid export metadata.*export the run"):
+    with pytest.raises(ExportError, match=r"no mammohybrid export metadata.*export the run"):
         Predictor.from_run(tmp_path / "bare.onnx", backend="onnxruntime")
     (tmp_path / "text.onnx").write_text("not a model")
     with pytest.raises(MammohybridError, match="ONNX Runtime cannot load it"):

@@ -111,8 +111,8 @@ class GradCAM:
         self.features = keras.Model(image, maps, name="gradcam_features")
 
         map_inputs = [keras.Input(tuple(m.shape[1:]), name=f"{n}_map")
-                      for n, m in zip(self.backbones, maps)]
-        dropped = [part.dropout(x) for part, x in zip(parts, map_inputs)]
+                      for n, m in zip(self.backbones, maps, strict=True)]
+        dropped = [part.dropout(x) for part, x in zip(parts, map_inputs, strict=True)]
         merged = model.get_layer(CONCAT_NAME)(dropped)  # a Concatenate, even of one branch
         pooled = model.get_layer(HEAD_DROPOUT_NAME)(model.get_layer(POOL_NAME)(merged))
         self.head = keras.Model(map_inputs, pooled, name="gradcam_head")
@@ -146,7 +146,7 @@ class GradCAM:
         gradients = tape.gradient(logits, maps)
 
         evidence = {}
-        for name, grad, fmap in zip(self.backbones, gradients, maps):
+        for name, grad, fmap in zip(self.backbones, gradients, maps, strict=True):
             alpha = grad.numpy().astype(np.float64).mean(axis=(1, 2))  # (N, C)
             evidence[name] = np.einsum("nc,nhwc->nhw", alpha, fmap.numpy().astype(np.float64))
         evidence[COMBINED] = sum(evidence[name] for name in self.backbones)

@@ -68,7 +68,8 @@ def test_weights_equal_the_closed_form_for_a_dense_on_pooling_head(pooling: str)
     grid = maps[0].shape[1] * maps[0].shape[2]
     offsets = np.cumsum([0] + [m.shape[-1] for m in maps])
     branch_cams = {name: np.einsum("nhwc,c->nhw", m, weights[a:b]) / grid
-                   for name, m, a, b in zip(cam.backbones, maps, offsets, offsets[1:])}
+                   for name, m, a, b in zip(cam.backbones, maps, offsets[:-1], offsets[1:],
+                                            strict=True)}
     branch_cams[COMBINED] = sum(branch_cams.values())
     for name, reference in branch_cams.items():
         np.testing.assert_allclose(explanation.evidence[name], reference, rtol=1e-4, atol=1e-7)
@@ -95,7 +96,8 @@ def test_heatmaps_explain_the_predicted_class_by_default() -> None:
 SIZE, RADIUS = 96, 9
 
 
-def _blob_image(rng: np.random.Generator, centre: tuple[float, float] | None) -> np.ndarray:
+def _blob_image(rng: np.random.Generator,
+                centre: np.ndarray | tuple[float, float] | None) -> np.ndarray:
     """Smooth textured background; a bright disc (the 'lesion') when ``centre`` is given."""
     image = cv2.GaussianBlur(rng.normal(60, 12, (SIZE, SIZE)).astype(np.float32), (0, 0), 2)
     if centre is not None:
@@ -151,7 +153,7 @@ def test_upsample_stretches_the_grid_onto_the_image() -> None:
     grid = np.array([[0.0, 1.0], [0.0, 0.0]], np.float32)
     heat = upsample(grid, (40, 60))
     assert heat.shape == (40, 60) and heat.dtype == np.float32
-    assert 0.0 <= heat.min() and heat.max() <= 1.0
+    assert heat.min() >= 0.0 and heat.max() <= 1.0
     assert heat[:20, 30:].mean() > 0.5 > heat[20:, :30].mean()  # the hot cell stays top-right
 
 

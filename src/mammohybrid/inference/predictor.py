@@ -24,6 +24,7 @@ is the mean over the strategies and ``probability_<strategy>`` holds each; with 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterable, Sequence
@@ -106,7 +107,7 @@ def inputs_read(inputs: Iterable[str | os.PathLike[str]]) -> list[Path | InputTr
     for item in map(Path, inputs):
         if item.is_dir():
             root = item.resolve()
-            read.append(InputTree(item, lambda path, root=root: _is_image_file(path, root)))
+            read.append(InputTree(item, functools.partial(_is_image_file, root=root)))
         else:
             read.append(item)
     return read
@@ -285,7 +286,7 @@ class Predictor:
             raise ValueError(f"{len(names)} names for {len(images)} images")
         processor = ImageProcessor(self.ensemble, self.config.limits, self.pixel_spacing_mm)
         items = (processor.from_array(i, name, image, display=gradcam_dir is not None)
-                 for i, (name, image) in enumerate(zip(names, images)))
+                 for i, (name, image) in enumerate(zip(names, images, strict=True)))
         return self._predict(items, len(images), batch_size, gradcam_dir)
 
     def _predict(self, items: Iterable[PreparedOutcome], total: int, batch_size: int | None,
@@ -327,11 +328,13 @@ class Predictor:
                 per_strategy[strategy] = self.predict_batch(inputs)
         probabilities = average_probabilities(per_strategy)
         labels = predict_labels(probabilities, self.threshold.value)
+        batch_rows: list[dict[str, Any]] = []
         for k, item in enumerate(batch):
             row = self._row(item, float(probabilities[k]), int(labels[k]))
             if not self.ensemble.is_training_strategy:
                 row.update({f"probability_{s}": float(p[k]) for s, p in per_strategy.items()})
             rows[item.index] = row
+            batch_rows.append(row)
         if explanation is not None and gradcam_dir is not None:
             from mammohybrid.inference.gradcam import COMBINED, write_overlays
 
@@ -342,7 +345,7 @@ class Predictor:
                 written = write_overlays(gradcam_dir, Path(output_name(item.name)).stem,
                                          item.display,
                                          {name: maps[k] for name, maps in heatmaps.items()})
-                rows[item.index]["gradcam"] = str(written[COMBINED])  # type: ignore[index]
+                batch_rows[k]["gradcam"] = str(written[COMBINED])
 
     def _row(self, item: PreparedOutcome, probability: float | None = None,
              label: int | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,14 @@ from mammohybrid.config import LimitsConfig, PreprocessConfig
 from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.errors import RunNotFinishedError
 from mammohybrid.imaging import read_image, write_dicom, write_png
+from mammohybrid.inference.backends import KerasScorer
 from mammohybrid.inference.ensemble import strategy_config
 from mammohybrid.inference.predictor import COLUMNS, Predictor, expand_inputs
 from mammohybrid.preprocess import preprocess_image, to_model_input
 
 
 @pytest.fixture(scope="module")
-def predictor(run_dir: Path) -> Predictor:
+def predictor(run_dir: Path) -> Iterator[Predictor]:
     with Predictor.from_run(run_dir) as loaded:
         yield loaded
 
@@ -53,11 +55,12 @@ def test_from_run_loads_config_threshold_and_model(run_dir: Path, predictor: Pre
     assert predictor.threshold.value == stored["value"]
     assert predictor.config.preprocess.strategy == "gaussian"  # what the images went through
     assert predictor.strategies == ["gaussian"]
+    assert isinstance(predictor.scorer, KerasScorer)
     assert predictor.scorer.model.input_shape == (None, 32, 32, 3)
 
 
 def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path) -> None:
-    with pytest.raises(RunNotFinishedError, match="no config.yaml"):
+    with pytest.raises(RunNotFinishedError, match=r"no config\.yaml"):
         Predictor.from_run(tmp_path)
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run_dir, unfinished, ignore=shutil.ignore_patterns("DONE"))
@@ -209,5 +212,5 @@ def test_a_model_with_python_code_is_refused(run_dir: Path, tmp_path) -> None:
     output = keras.layers.Dense(1, activation="sigmoid")(
         keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(1, 2)))(image))
     keras.Model(image, output).save(unsafe / "model.keras")
-    with pytest.raises(ValueError, match="[Ll]ambda"):
+    with pytest.raises(ValueError, match=r"[Ll]ambda"):
         Predictor.from_run(unsafe)

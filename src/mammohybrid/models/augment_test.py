@@ -10,13 +10,19 @@ from mammohybrid.errors import ConfigError
 from mammohybrid.models.augment import POLICIES, build_augmentation
 
 
+def _block(policy: str, seed: int | None = None) -> keras.Sequential:
+    block = build_augmentation(policy, seed)
+    assert block is not None
+    return block
+
+
 def _image() -> np.ndarray:
     ramp = np.linspace(0, 255, 32 * 32, dtype="float32").reshape(1, 32, 32, 1)
     return np.repeat(np.repeat(ramp, 3, axis=-1), 4, axis=0)
 
 
 def test_paper_policy_maps_table_2_onto_keras_arguments() -> None:
-    block = build_augmentation("paper")
+    block = _block("paper")
     by_name = {layer.name: layer for layer in block.layers}
     assert list(by_name) == ["rotation", "width", "height", "zoom", "translation", "flip"]
     assert by_name["rotation"].factor == (-0.15, 0.15)
@@ -37,12 +43,12 @@ def test_paper_policy_maps_table_2_onto_keras_arguments() -> None:
 
 
 def test_strong_policy_turns_any_way_and_flips_both_axes() -> None:
-    by_name = {layer.name: layer for layer in build_augmentation("strong").layers}
+    by_name = {layer.name: layer for layer in _block("strong").layers}
     assert by_name["rotation"].factor == (-0.5, 0.5)  # half a turn either way: any angle
     assert by_name["flip"].mode == "horizontal_and_vertical"
     assert (by_name["zoom"].height_lower, by_name["zoom"].height_upper) == (-0.2, 0.2)
     image = _image()
-    turned = keras.ops.convert_to_numpy(build_augmentation("strong", seed=1)(image,
+    turned = keras.ops.convert_to_numpy(_block("strong", seed=1)(image,
                                                                             training=True))
     assert turned.shape == image.shape and not np.allclose(turned, image)
 
@@ -55,7 +61,7 @@ def test_none_policy_builds_nothing_and_unknown_policy_fails() -> None:
 
 
 def test_block_is_parameter_free_and_identity_at_inference() -> None:
-    block = build_augmentation("paper", seed=3)
+    block = _block("paper", seed=3)
     image = _image()
     out = keras.ops.convert_to_numpy(block(image, training=False))
     np.testing.assert_array_equal(out, image)
@@ -64,9 +70,9 @@ def test_block_is_parameter_free_and_identity_at_inference() -> None:
 
 def test_block_changes_images_in_training_reproducibly_with_a_seed() -> None:
     image = _image()
-    first = keras.ops.convert_to_numpy(build_augmentation("paper", seed=3)(image, training=True))
-    again = keras.ops.convert_to_numpy(build_augmentation("paper", seed=3)(image, training=True))
-    other = keras.ops.convert_to_numpy(build_augmentation("paper", seed=4)(image, training=True))
+    first = keras.ops.convert_to_numpy(_block("paper", seed=3)(image, training=True))
+    again = keras.ops.convert_to_numpy(_block("paper", seed=3)(image, training=True))
+    other = keras.ops.convert_to_numpy(_block("paper", seed=4)(image, training=True))
     assert first.shape == image.shape
     assert not np.allclose(first, image)
     np.testing.assert_array_equal(first, again)
@@ -76,6 +82,6 @@ def test_block_changes_images_in_training_reproducibly_with_a_seed() -> None:
 def test_block_is_marked_jit_compilable_on_jax(monkeypatch) -> None:
     # Keras flags RandomRotation/Zoom/Translation as not jit-compilable, which would make the
     # whole train step run un-jitted on JAX, several times slower (figures in docs/model.md).
-    assert not any(layer.supports_jit for layer in build_augmentation("paper").layers[:5])
+    assert not any(layer.supports_jit for layer in _block("paper").layers[:5])
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    assert all(layer.supports_jit for layer in build_augmentation("paper").layers)
+    assert all(layer.supports_jit for layer in _block("paper").layers)

@@ -48,8 +48,8 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 class InputScaling:
     """``x * scale + offset`` applied to the [0, 255] image (scalars or one value per channel)."""
 
-    scale: float | tuple[float, float, float]
-    offset: float | tuple[float, float, float]
+    scale: float | tuple[float, ...]
+    offset: float | tuple[float, ...]
     description: str
 
     @property
@@ -81,8 +81,8 @@ RAW_0_255 = InputScaling(1.0, 0.0, "0-255 unchanged (the network normalises insi
 SYMMETRIC = InputScaling(1 / 127.5, -1.0, "[-1, 1] (x / 127.5 - 1, Keras 'tf' mode)")
 UNIT = InputScaling(1 / 255, 0.0, "[0, 1] (x / 255)")
 IMAGENET_MEAN_STD = InputScaling(
-    tuple(1 / (255 * s) for s in IMAGENET_STD_RGB),  # type: ignore[arg-type]
-    tuple(-m / s for m, s in zip(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, strict=True)),  # type: ignore[arg-type]
+    tuple(1 / (255 * s) for s in IMAGENET_STD_RGB),
+    tuple(-m / s for m, s in zip(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, strict=True)),
     "ImageNet mean/std per channel (Keras 'torch' mode)")
 
 

@@ -16,6 +16,7 @@ from mammohybrid.models.backbones import (
     SYMMETRIC,
     UNIT,
     BackboneSpec,
+    PretrainedWeights,
     backbone_names,
     fold_imagenet_std,
     get_backbone,
@@ -34,7 +35,7 @@ def test_registry_holds_the_required_backbones() -> None:
 
 
 def test_unknown_backbone_names_the_choices() -> None:
-    with pytest.raises(ConfigError, match="unknown backbone 'resnet9000'.*resnet50v2"):
+    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet9000'.*resnet50v2"):
         get_backbone("resnet9000")
 
 
@@ -89,7 +90,7 @@ def test_every_entry_declares_a_known_scaling() -> None:
 
 
 def test_from_scratch_backbone_refuses_imagenet() -> None:
-    with pytest.raises(WeightsUnavailableError, match="no ImageNet weights.*model.weights: none"):
+    with pytest.raises(WeightsUnavailableError, match=r"no ImageNet weights.*model\.weights: none"):
         get_backbone("tinycnn").build(32, "imagenet")
 
 
@@ -131,7 +132,7 @@ def test_imagenet_efficientnet_has_the_plain_architecture(monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_offline_backbones_use_the_from_scratch_batchnorm_momentum_only_when_random() -> None:
-    def momenta(weights: str | None) -> set[float]:
+    def momenta(weights: PretrainedWeights) -> set[float]:
         model = get_backbone("mobilenetv2_torch").build(64, weights)
         return {layer.momentum for layer in model.layers
                 if isinstance(layer, keras.layers.BatchNormalization)}

@@ -34,7 +34,7 @@ from keras import layers
 
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.models.augment import build_augmentation
-from mammohybrid.models.backbones import get_backbone
+from mammohybrid.models.backbones import PretrainedWeights, get_backbone
 from mammohybrid.models.weights import is_weights_file, load_weights_file
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def build_hybrid(backbones: Sequence[str] = ("resnet50v2", "efficientnetb7"),
                           f"{', '.join(POOLING_LAYERS)}")
     specs = [get_backbone(name) for name in names]
     frozen_layer_count(1, trainable)  # validate before the (slow) backbone builds
-    pretrained = "imagenet" if weights == "imagenet" else None
+    pretrained: PretrainedWeights = "imagenet" if weights == "imagenet" else None
 
     image = keras.Input((input_size, input_size, 3), name=INPUT_NAME)
     augmentation = build_augmentation(augment)
@@ -104,7 +104,7 @@ def build_hybrid(backbones: Sequence[str] = ("resnet50v2", "efficientnetb7"),
     output = layers.Dense(1, activation="sigmoid", dtype="float32", name=OUTPUT_NAME)(pooled)
     model = keras.Model(image, output, name="hybrid_" + "_".join(names))
     if is_weights_file(weights):
-        load_weights_file(model, weights)  # type: ignore[arg-type]
+        load_weights_file(model, weights)
     return model
 
 
@@ -248,7 +248,7 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
             "non_trainable": non_trainable}
 
 
-def load_model(path: str | os.PathLike[str], compile: bool = False) -> keras.Model:  # noqa: A002
+def load_model(path: str | os.PathLike[str], compile: bool = False) -> keras.Model:
     """Load a saved hybrid (``.keras``) in Keras' safe mode.
 
     The hybrid is made of built-in Keras layers only, so nothing needs registering first;

@@ -3,6 +3,8 @@ freezing, saving and loading."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from mammohybrid.models import (
 )
 from mammohybrid.models.hybrid import frozen_layer_count, inference_graph
 
-TINY = {"input_size": 32, "weights": None}
+TINY: dict[str, Any] = {"input_size": 32, "weights": None}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def paper_model() -> keras.Model:
 
 def _branch_input(model: keras.Model, backbone: str) -> keras.Model:
     """Image -> the tensor the nested backbone actually receives."""
-    node = model.get_layer(backbone)._inbound_nodes[0]  # noqa: SLF001 - the call in the graph
+    node = model.get_layer(backbone)._inbound_nodes[0]  # the call in the graph
     return keras.Model(model.input, node.input_tensors[0])
 
 
@@ -112,7 +114,7 @@ def test_trainable_modes() -> None:
     assert [layer.trainable for layer in backbone.layers[-3:]] == [True, True, True]
     assert not any(layer.trainable for layer in backbone.layers[:-3])
     assert frozen_layer_count(10, "last:30") == 0
-    with pytest.raises(ConfigError, match="model.trainable"):
+    with pytest.raises(ConfigError, match=r"model\.trainable"):
         build_hybrid(["tinycnn"], trainable="first:3", **TINY)
 
 
@@ -135,9 +137,9 @@ def test_a_frozen_backbone_is_a_fixed_feature_extractor_in_training() -> None:
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigError, match="appears twice"):
         build_hybrid(["tinycnn", "tinycnn"], **TINY)
-    with pytest.raises(ConfigError, match="model.pooling"):
+    with pytest.raises(ConfigError, match=r"model\.pooling"):
         build_hybrid(["tinycnn"], pooling="median", **TINY)
-    with pytest.raises(ConfigError, match="grids differ.*tinycnn 8x8.*densenet121 7x7"):
+    with pytest.raises(ConfigError, match=r"grids differ.*tinycnn 8x8.*densenet121 7x7"):
         build_hybrid(["tinycnn", "densenet121"], input_size=229, weights=None)
 
 

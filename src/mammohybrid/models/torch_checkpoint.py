@@ -38,7 +38,7 @@ LEGACY_PROTOCOL_VERSION = 1001
 MAX_TENSOR_BYTES_PER_FILE_BYTE = 4
 
 # torch's typed storages -> the NumPy dtype of their bytes (bfloat16 is widened on reading).
-STORAGE_DTYPES = {
+STORAGE_DTYPES: dict[str, np.dtype] = {
     "DoubleStorage": np.dtype("<f8"), "FloatStorage": np.dtype("<f4"),
     "HalfStorage": np.dtype("<f2"), "BFloat16Storage": np.dtype("<u2"),
     "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4"),
@@ -96,7 +96,8 @@ class _TensorRef:
                                    f"stride {self.stride}")
         if any(n == 0 for n in self.shape):
             return data
-        needed = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) + 1
+        needed = self.offset + sum((n - 1) * s
+                                   for n, s in zip(self.shape, self.stride, strict=True)) + 1
         # A weight never has more elements than its storage holds: a zero or overlapping
         # stride would otherwise expand a few bytes of file into gigabytes of copy.
         if (self.offset < 0 or needed > data.size or any(s < 0 for s in self.stride)
@@ -240,9 +241,10 @@ def _read_exactly(file: BinaryIO, size: int) -> bytes:
 
 def _read_zip(path: Path) -> Any:
     with zipfile.ZipFile(path) as archive:
-        (pickle_name,) = [n for n in archive.namelist() if n.endswith("/data.pkl")] or [None]
-        if pickle_name is None:
+        pickle_names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        if not pickle_names:
             raise MammohybridError("zip file without a data.pkl: not a torch checkpoint")
+        (pickle_name,) = pickle_names
         # torch stores entries uncompressed: none can be larger than the archive (a deflate
         # bomb would be).
         archive_size = path.stat().st_size

@@ -12,15 +12,12 @@ and Grad-CAM explains its un-rotated view.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import keras
 from keras import layers, ops
 
 from mammohybrid.errors import ConfigError
 from mammohybrid.models.hybrid import OUTPUT_NAME, feature_extractor
 
-TTAMode = Literal["none", "dihedral"]
 TTA_MODES = ("none", "dihedral")
 
 
@@ -51,7 +48,7 @@ class _ViewAverage(layers.Layer):
         return ops.mean(outputs, axis=0)
 
 
-def average_over_views(model: keras.Model, mode: TTAMode) -> keras.Model:
+def average_over_views(model: keras.Model, mode: str) -> keras.Model:
     """``model`` (images -> any output) with its output averaged over the views of ``mode``."""
     _check_mode(mode)
     if mode == "none":
@@ -63,7 +60,7 @@ def average_over_views(model: keras.Model, mode: TTAMode) -> keras.Model:
     return keras.Model(image, _ViewAverage(model)(image), name=f"{model.name}_{mode}")
 
 
-def with_test_time_augmentation(hybrid: keras.Model, mode: TTAMode) -> keras.Model:
+def with_test_time_augmentation(hybrid: keras.Model, mode: str) -> keras.Model:
     """The hybrid's probability from its pooled features averaged over the views of ``mode``
     (``none``: the hybrid itself)."""
     _check_mode(mode)

@@ -51,5 +51,5 @@ def test_averaged_model_does_not_depend_on_orientation():
 def test_none_is_the_model_itself_and_unknown_modes_are_refused():
     model = build_hybrid(["tinycnn"], input_size=32, weights=None, augment="none")
     assert with_test_time_augmentation(model, "none") is model
-    with pytest.raises(ConfigError, match="model.tta"):
-        with_test_time_augmentation(model, "flips")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"model\.tta"):
+        with_test_time_augmentation(model, "flips")

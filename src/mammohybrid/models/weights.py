@@ -20,6 +20,7 @@ import socket
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeGuard
 
 import keras
 
@@ -72,7 +73,7 @@ def imagenet_download_guard(backbone: str,
         socket.setdefaulttimeout(previous)
 
 
-def is_weights_file(value: str | os.PathLike[str] | None) -> bool:
+def is_weights_file(value: str | os.PathLike[str] | None) -> TypeGuard[str | os.PathLike[str]]:
     """True when ``model.weights`` names a file rather than ``imagenet`` or none."""
     return value is not None and str(value) != "imagenet"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import urllib.error
+from typing import Any
 
 import keras
 import numpy as np
@@ -17,22 +18,21 @@ from mammohybrid.models.weights import (
     load_weights_file,
 )
 
-TINY = {"backbones": ["tinycnn"], "input_size": 32, "augment": "none"}
+TINY: dict[str, Any] = {"backbones": ["tinycnn"], "input_size": 32, "augment": "none"}
 
 
 def test_guard_turns_a_failed_download_into_a_clear_error() -> None:
-    with pytest.raises(WeightsUnavailableError,
-                       match="'resnet50v2'.*cannot be downloaded.*model.weights: none"):
-        with imagenet_download_guard("resnet50v2"):
-            raise Exception("URL fetch failure on https://x: None -- no network")  # noqa: TRY002
+    with (pytest.raises(WeightsUnavailableError,
+                        match=r"'resnet50v2'.*cannot be downloaded.*model\.weights: none"),
+          imagenet_download_guard("resnet50v2")):
+        raise Exception("URL fetch failure on https://x: None -- no network")
 
 
 def test_guard_lets_other_errors_through_and_restores_the_timeout() -> None:
     before = socket.getdefaulttimeout()
-    with pytest.raises(ValueError, match="shape"):
-        with imagenet_download_guard("resnet50v2"):
-            assert socket.getdefaulttimeout() is not None
-            raise ValueError("bad input shape")
+    with pytest.raises(ValueError, match="shape"), imagenet_download_guard("resnet50v2"):
+        assert socket.getdefaulttimeout() is not None
+        raise ValueError("bad input shape")
     assert socket.getdefaulttimeout() == before
 
 

@@ -152,7 +152,7 @@ def test_other_preprocess_settings_in_the_same_folder_are_refused(tmp_path):
     run_batch(manifest, tmp_path / "out", _config(), workers=1)
     other = _config()
     other.preprocess.clahe.clip_limit = 2.0
-    with pytest.raises(ConfigError, match="preprocess.clahe.clip_limit"):
+    with pytest.raises(ConfigError, match=r"preprocess\.clahe\.clip_limit"):
         run_batch(manifest, tmp_path / "out", other, workers=1)
     other = _config()
     other.train.epochs = 3  # settings outside preprocess do not matter

@@ -58,7 +58,7 @@ def test_a_preprocessed_manifest_without_its_settings_is_refused(tmp_path):
     raw = make_dataset(tmp_path, count=2, bad=False, dark=False)
     done = ensure_preprocessed(raw, _config(), workers=1)
     (done.parent / "config.yaml").unlink()
-    with pytest.raises(ManifestError, match="config.yaml that says how is not beside it"):
+    with pytest.raises(ManifestError, match=r"config\.yaml that says how is not beside it"):
         ensure_preprocessed(done, _config(), workers=1)
 
 

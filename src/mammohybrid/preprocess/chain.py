@@ -109,8 +109,8 @@ class Chain:
         spacing, the lesion centre) and is filled in by the steps."""
         record = record if record is not None else Record()
         output = image
-        for _, output in self._run(image, record):
-            pass
+        for _, stepped in self._run(image, record):
+            output = stepped
         return ProcessedImage.from_record(record, output, image.shape[:2])
 
     def intermediates(self, image: np.ndarray, record: Record | None = None

@@ -138,7 +138,7 @@ def test_register_a_new_strategy(registry):
 
 
 def test_unknown_strategy_is_a_config_error_listing_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown strategy 'bilateral'.*median, gaussian"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'bilateral'.*median, gaussian"):
         build_chain(PreprocessConfig(strategy="bilateral"))
 
 

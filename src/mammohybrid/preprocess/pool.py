@@ -160,7 +160,7 @@ class ImageProcessor:
         except MammohybridError as error:
             outcome.error = _naming(outcome.name, str(error))
             return outcome
-        except Exception as error:  # noqa: BLE001 - one bad image must not stop the others
+        except Exception as error:
             if is_disk_full(error):
                 raise
             outcome.error = f"{outcome.name}: {type(error).__name__}: {error}"

@@ -15,7 +15,13 @@ from mammohybrid.data.synth import render_roi_crop
 from mammohybrid.imaging import read_image, write_dicom, write_png
 from mammohybrid.preprocess import Record, build_chain, preprocess_image
 from mammohybrid.preprocess.chain import ProcessedImage
-from mammohybrid.preprocess.pool import ImageProcessor, ImageTask, PreprocessPool, SingleChain
+from mammohybrid.preprocess.pool import (
+    ImageProcessor,
+    ImageTask,
+    PreparedOutcome,
+    PreprocessPool,
+    SingleChain,
+)
 
 CONFIG = PreprocessConfig(output_size=48, working_max_side=128)
 
@@ -39,7 +45,7 @@ class Strategies:
                 for name, chain in self.chains.items()}
 
 
-def _path(processor: ImageProcessor, index: int, path: object) -> object:
+def _path(processor: ImageProcessor, index: int, path: object) -> PreparedOutcome:
     return processor.from_path(ImageTask(index, str(path)))
 
 
@@ -113,6 +119,7 @@ def test_the_limits_given_are_the_ones_checked(tmp_path) -> None:
 def test_display_copy_is_8_bit_and_at_most_512_px() -> None:
     image = (np.arange(600 * 300, dtype=np.uint32).reshape(600, 300) % 65536).astype(np.uint16)
     prepared = ImageProcessor(SingleChain(CONFIG)).from_array(0, "big", image, display=True)
+    assert prepared.display is not None
     assert prepared.display.dtype == np.uint8 and prepared.display.shape == (512, 256)
 
 

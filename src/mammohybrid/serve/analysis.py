@@ -16,6 +16,7 @@ others are still predicted. Nothing is written outside the caller's temporary fo
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -101,7 +102,7 @@ def guarded(call: Callable[[], T]) -> tuple[T | None, BaseException | None]:
         return call(), None
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as error:  # noqa: BLE001 - one bad file must not end the request
+    except BaseException as error:  # one bad file must not end the request
         return None, error
 
 
@@ -158,7 +159,7 @@ class UploadAnalyser:
             if upload.error or upload.path is None:
                 refused[index] = upload.error or f"{upload.name}: not saved"
                 continue
-            inspection, error = guarded(lambda path=upload.path: self._inspect(path))
+            inspection, error = guarded(functools.partial(self._inspect, upload.path))
             if isinstance(error, _OverPixelLimit):
                 refused[index] = f"{upload.name}: {error}"
             elif error is not None and not isinstance(error, Exception):
@@ -169,7 +170,7 @@ class UploadAnalyser:
             # gives it the error row the command would.
 
         predicted = [i for i in range(len(uploads)) if i not in refused]
-        paths = [uploads[i].path for i in predicted]
+        paths = [path for i in predicted if (path := uploads[i].path) is not None]  # all saved
         frame, error = guarded(lambda: self.predictor.predict_paths(paths, workers=0))
         if error is not None:  # the Predictor isolates files: this failed the whole batch
             refused.update({i: describe(uploads[i].name, error) for i in predicted})
@@ -262,10 +263,11 @@ class UploadAnalyser:
             for i in explained:
                 results[i]["gradcam_error"] = f"Grad-CAM unavailable: {error}"
             return
+        assert explanation is not None  # guarded gives a result or an error
         # Only now: the Grad-CAM module imports Keras, which the ONNX backend does without.
         from mammohybrid.inference.gradcam import overlay
 
-        heatmaps = explanation.heatmaps(labels)  # type: ignore[union-attr]
+        heatmaps = explanation.heatmaps(labels)
         for k, i in enumerate(explained):
             base = self.display_size(inspections[i].steps[0][1])
             # Full-strength overlays: the page's opacity control blends each over the plain
@@ -274,7 +276,7 @@ class UploadAnalyser:
                 "base": png_data_uri(base),
                 "maps": [{"name": name, "image": png_data_uri(overlay(base, maps[k], 1.0))}
                          for name, maps in heatmaps.items()],
-                "probability": float(explanation.probabilities[k]),  # type: ignore[union-attr]
+                "probability": float(explanation.probabilities[k]),
             }
 
 

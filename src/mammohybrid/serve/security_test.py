@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="needs mammohybrid[web]")
 
-from mammohybrid.serve.security import (  # noqa: E402
+from mammohybrid.serve.security import (
     AccessPolicy,
     content_security_policy,
     host_name,

@@ -55,15 +55,15 @@ class TrainingState:
         self.history.append({"epoch": self.epochs_done, **logs})
         self.epoch_seconds.append(seconds)
         auc, loss = logs.get("val_auc"), logs.get("val_loss", np.inf)
-        usable = auc is not None and np.isfinite(auc)
-        improved = usable and (
-            self.best_val_auc is None or auc > self.best_val_auc
-            or (auc == self.best_val_auc and loss < _or_inf(self.best_val_loss)))
-        # No usable AUC yet (e.g. a one-class validation split): the latest epoch stands in.
-        if improved or self.best_epoch is None:
+        if auc is not None and np.isfinite(auc) and (
+                self.best_val_auc is None or auc > self.best_val_auc
+                or (auc == self.best_val_auc and loss < _or_inf(self.best_val_loss))):
             self.best_epoch = self.epochs_done
-            if improved:
-                self.best_val_auc, self.best_val_loss = float(auc), float(loss)
+            self.best_val_auc, self.best_val_loss = float(auc), float(loss)
+            return True
+        # No usable AUC yet (e.g. a one-class validation split): the latest epoch stands in.
+        if self.best_epoch is None:
+            self.best_epoch = self.epochs_done
             return True
         return False
 
@@ -107,7 +107,9 @@ class Backup:
 
     def _write_arrays(self, name: str, arrays: list[np.ndarray]) -> str:
         with atomic_path(self.folder / name) as tmp:
-            np.savez(tmp, **{f"a{i:05d}": np.asarray(a) for i, a in enumerate(arrays)})
+            # Any: numpy's stubs type savez's keywords as its allow_pickle flag.
+            named: dict[str, Any] = {f"a{i:05d}": np.asarray(a) for i, a in enumerate(arrays)}
+            np.savez(tmp, **named)
         return name
 
 

@@ -58,6 +58,7 @@ def test_backup_commits_and_cleans_up(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "best-e0001.npz", "state-e0002.npz", "state.json"]
     loaded = backup.load_state()
+    assert loaded is not None and loaded.state_file is not None
     assert loaded.epochs_done == 2 and loaded.best_file == "best-e0001.npz"
     restored = backup.load_arrays(loaded.state_file)
     np.testing.assert_array_equal(restored[0], arrays[0] + 1)
@@ -71,7 +72,8 @@ def test_uncommitted_arrays_are_ignored(tmp_path) -> None:
     state.record({"val_auc": 0.6}, 1.0)
     backup.save(state, [np.zeros(2)], [np.zeros(2)])
     (tmp_path / "state-e0002.npz").write_bytes(b"half written")  # killed before the commit
-    assert backup.load_state().state_file == "state-e0001.npz"
+    loaded = backup.load_state()
+    assert loaded is not None and loaded.state_file == "state-e0001.npz"
 
 
 def test_snapshot_and_restore_variables() -> None:

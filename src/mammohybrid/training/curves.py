@@ -10,10 +10,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from mammohybrid.fileio import atomic_path  # noqa: E402
+from mammohybrid.fileio import atomic_path
 
 PANELS = (("loss", "Loss (binary cross-entropy)"), ("accuracy", "Accuracy"), ("auc", "AUC"))
 

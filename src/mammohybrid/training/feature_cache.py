@@ -86,7 +86,7 @@ class FeatureCache:
 
     # ------------------------------------------------------------------ building
     def _fingerprint(self) -> dict[str, Any]:
-        digest = hashlib.sha256("\n".join(self.train.paths + ["--"] + self.val.paths).encode())
+        digest = hashlib.sha256("\n".join([*self.train.paths, "--", *self.val.paths]).encode())
         return {"model": self.config.model.model_dump(mode="json"), "seed": self.config.seed,
                 "copies": self.copies, "images": digest.hexdigest()}
 
@@ -98,7 +98,8 @@ class FeatureCache:
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(meta_path, fingerprint)
-        jobs = [(f"train-c{copy}.npz", self.train, copy) for copy in range(self.copies)]
+        jobs: list[tuple[str, ImageSplit, int | None]] = [
+            (f"train-c{copy}.npz", self.train, copy) for copy in range(self.copies)]
         jobs.append(("val.npz", self.val, None))
         start = time.perf_counter()
         for name, split, copy in jobs:
@@ -130,7 +131,9 @@ class FeatureCache:
                     store.append(np.asarray(value, dtype=np.float32))
                 bar.advance(task)
         with atomic_path(self.folder / name) as tmp:
-            np.savez(tmp, **{f"b{i}": np.concatenate(o) for i, o in enumerate(outputs)})
+            # Any: numpy's stubs type savez's keywords as its allow_pickle flag.
+            named: dict[str, Any] = {f"b{i}": np.concatenate(o) for i, o in enumerate(outputs)}
+            np.savez(tmp, **named)
 
     # ------------------------------------------------------------------ reading
     def _arrays(self, name: str) -> list[np.ndarray]:

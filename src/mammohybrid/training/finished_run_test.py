@@ -40,7 +40,7 @@ def test_without_a_stored_threshold_the_configs_fixed_one_applies(run_dir: Path,
 
 
 def test_folders_that_are_no_finished_run_are_refused(run_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(RunNotFinishedError, match="no config.yaml"):
+    with pytest.raises(RunNotFinishedError, match=r"no config\.yaml"):
         load_finished_run(tmp_path)
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run_dir, unfinished, ignore=shutil.ignore_patterns("DONE"))

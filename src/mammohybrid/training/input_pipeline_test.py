@@ -51,7 +51,7 @@ def test_splits_exclude_failed_rows_and_never_return_test(toy: Path, tiny_config
 
 
 def test_split_errors(tmp_path, toy: Path, tiny_config) -> None:
-    with pytest.raises(ConfigError, match="data.manifest is not set"):
+    with pytest.raises(ConfigError, match=r"data\.manifest is not set"):
         load_splits(load_config(None, []))
     frame = pd.read_csv(toy)
     frame = frame[frame["split"] != "val"]
@@ -97,7 +97,7 @@ def test_ordered_batches_follow_the_manifest(toy: Path, tiny_config) -> None:
 def test_missing_image_is_reported(toy: Path, tiny_config) -> None:
     frame = load_splits(tiny_config(toy, BATCH_OF_4))["val"].copy()
     frame.loc[0, "image_path"] = "/nowhere/x.png"
-    with pytest.raises(ManifestError, match="missing.*nowhere"):
+    with pytest.raises(ManifestError, match=r"missing.*nowhere"):
         ImageSplit(frame, 32, 4)
 
 

@@ -42,9 +42,9 @@ def toy(toy_dataset) -> Path:
 
 
 def test_logistic_head_needs_frozen_backbones():
-    with pytest.raises(ConfigError, match="model.trainable: none"):
+    with pytest.raises(ConfigError, match=r"model\.trainable: none"):
         load_config(None, ["train.head=logistic", "model.trainable=all"])
-    with pytest.raises(ConfigError, match="train.logistic_c"):
+    with pytest.raises(ConfigError, match=r"train\.logistic_c"):
         load_config(None, ["train.logistic_c=[1.0, 0]"])
 
 

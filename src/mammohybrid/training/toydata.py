@@ -24,7 +24,7 @@ from mammohybrid.run_dir import RunDir
 
 def toy_image(rng: np.random.Generator, size: int, malignant: bool) -> np.ndarray:
     """A (size, size) uint8 image: textured background and a blob, spiky when malignant."""
-    image = rng.normal(60, 12, (size, size))
+    image: np.ndarray = rng.normal(60, 12, (size, size))
     centre = rng.uniform(0.35, 0.65, 2) * size
     radius = rng.uniform(0.12, 0.2) * size
     yy, xx = np.mgrid[:size, :size]

@@ -21,10 +21,25 @@ from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.models import load_model
 from mammohybrid.run_dir import RunDir
 from mammohybrid.training import train
-from mammohybrid.training.checkpoint import Backup
+from mammohybrid.training.checkpoint import Backup, TrainingState
 from mammohybrid.training.trainer import class_weights
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def _committed_state(backup_dir: Path) -> TrainingState:
+    """The state after the last finished epoch a backup folder holds."""
+    state = Backup(backup_dir).load_state()
+    assert state is not None, f"{backup_dir} holds no finished epoch"
+    return state
+
+
+def _committed_arrays(backup_dir: Path, best: bool) -> list[np.ndarray]:
+    """The arrays of the best epoch's model, or (``best=False``) of the whole last state."""
+    state = _committed_state(backup_dir)
+    name = state.best_file if best else state.state_file
+    assert name is not None
+    return Backup(backup_dir).load_arrays(name)
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +76,12 @@ def test_run_directory_has_every_artefact(finished_run) -> None:
 @pytest.mark.slow
 def test_saved_models_are_the_best_and_the_last_epoch(finished_run) -> None:
     run, _ = finished_run
-    backup = Backup(run.backup)
-    state = backup.load_state()
     best = load_model(run.model)
-    best_arrays = backup.load_arrays(state.best_file)
+    best_arrays = _committed_arrays(run.backup, best=True)
     for saved, expected in zip(best.get_weights(), best_arrays, strict=True):
         np.testing.assert_array_equal(saved, expected)
     last = load_model(run.last_model)
-    state_arrays = backup.load_arrays(state.state_file)
+    state_arrays = _committed_arrays(run.backup, best=False)
     last_weights = last.get_weights()
     # The state holds every variable (random-generator states too); weights are a subset.
     assert any(np.array_equal(last_weights[0], a) for a in state_arrays)
@@ -110,7 +123,7 @@ def test_kept_epoch_is_chosen_on_the_exact_validation_auc(finished_run) -> None:
 @pytest.mark.slow
 def test_existing_run_needs_resume_and_the_same_config(finished_run, toy, tiny_config) -> None:
     run, config = finished_run
-    with pytest.raises(MammohybridError, match="already holds a training run.*--resume"):
+    with pytest.raises(MammohybridError, match=r"already holds a training run.*--resume"):
         train(config, run.root)
     with pytest.raises(ConfigError, match="another configuration"):
         train(tiny_config(toy, "model.head_dropout=0.5", "evaluate.threshold=youden"), run.root,
@@ -147,7 +160,7 @@ def test_cosine_schedule_resumes_on_the_same_curve(toy, tmp_path, tiny_config) -
     straight = train(tiny_config(toy, *extra), tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(toy, *extra), tmp_path / "stopped", callbacks=[_InterruptAtEndOf(1)])
-    assert Backup(tmp_path / "stopped" / "backup").load_state().epochs_done == 1
+    assert _committed_state(tmp_path / "stopped" / "backup").epochs_done == 1
     resumed = train(tiny_config(toy, *extra), tmp_path / "stopped", resume=True)
     assert straight.history.read_text() == resumed.history.read_text()
     for a, b in zip(load_model(straight.last_model).get_weights(),
@@ -214,8 +227,7 @@ def test_frozen_cache_with_augmented_copies(toy, tmp_path, tiny_config) -> None:
     model = load_model(run.model)
     assert model.input_shape == (None, 32, 32, 3) and "tinycnn" in [la.name for la in model.layers]
     # Frozen backbones never change: the backup leaves them out.
-    backup = Backup(run.backup)
-    arrays = backup.load_arrays(backup.load_state().best_file)
+    arrays = _committed_arrays(run.backup, best=True)
     assert [a.shape for a in arrays] == [(16, 1), (1,)]  # the prediction layer alone
 
 
@@ -263,9 +275,14 @@ def _env() -> dict[str, str]:
             "PYTHONPATH": str(REPO / "src")}
 
 
-def _run_driver(config_path: Path, out: Path, marker: str = "-") -> subprocess.Popen:
+def _run_driver(config_path: Path, out: Path, marker: str = "-") -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", _DRIVER, str(config_path), str(out), marker],
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _stderr_tail(process: subprocess.Popen[bytes]) -> str:
+    assert process.stderr is not None
+    return process.stderr.read().decode()[-3000:]
 
 
 @pytest.mark.slow
@@ -279,19 +296,19 @@ def test_kill_9_then_resume_ends_exactly_as_an_uninterrupted_run(toy, tmp_path,
     victim = _run_driver(config_path, killed_out, str(marker))
     deadline = time.time() + 240
     while not marker.exists():
-        assert victim.poll() is None, victim.stderr.read().decode()[-3000:]
+        assert victim.poll() is None, _stderr_tail(victim)
         assert time.time() < deadline, "the run never reached epoch 2"
         time.sleep(0.2)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert not RunDir.at(killed_out).done.exists()
-    assert Backup(killed_out / "backup").load_state().epochs_done == 1
+    assert _committed_state(killed_out / "backup").epochs_done == 1
     resumed = subprocess.run(
         [sys.executable, "-c", "from mammohybrid.cli import main; main()", "train",
          "--config", str(config_path), "--out", str(killed_out), "--resume"],
         env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()[-3000:]
+    assert straight.wait(timeout=300) == 0, _stderr_tail(straight)
 
     a, b = RunDir.at(tmp_path / "straight"), RunDir.at(killed_out)
     assert a.history.read_text() == b.history.read_text()
@@ -300,10 +317,9 @@ def test_kill_9_then_resume_ends_exactly_as_an_uninterrupted_run(toy, tmp_path,
         weights_a, weights_b = load_model(path_a).get_weights(), load_model(path_b).get_weights()
         for wa, wb in zip(weights_a, weights_b, strict=True):
             np.testing.assert_array_equal(wa, wb)
-    state_a, state_b = Backup(a.backup), Backup(b.backup)
     # Every variable, optimizer momentum and random-generator state included.
-    for xa, xb in zip(state_a.load_arrays(state_a.load_state().state_file),
-                      state_b.load_arrays(state_b.load_state().state_file), strict=True):
+    for xa, xb in zip(_committed_arrays(a.backup, best=False),
+                      _committed_arrays(b.backup, best=False), strict=True):
         np.testing.assert_array_equal(xa, xb)
     assert a.threshold.read_text() == b.threshold.read_text()
 

@@ -200,7 +200,7 @@ def _fold_evaluation(folder: Path, run: RunDir,
     if metrics_path.is_file() and metrics_path.stat().st_mtime >= run.model.stat().st_mtime:
         return (pd.read_csv(predictions_path, dtype={"patient": str}),
                 json.loads(metrics_path.read_text(encoding="utf-8")))
-    frame = usable_rows(read_manifest(config.data.manifest))
+    frame = usable_rows(read_manifest(run_manifest(config)))
     predict = (CachedFeaturePredictor if config.train.head == "logistic"
                else RunPredictor)(run, config)
     threshold = choose_threshold(run, config, frame, predict)
@@ -272,7 +272,7 @@ def _summarise(out: Path, fold_rows: list[dict[str, Any]], oof: pd.DataFrame, fo
                                         config.evaluate.bootstrap_samples,
                                         config.evaluate.ci_level, config.seed)
         auc = float(weighted_auc(labels, scores))
-        pooled.append({"repeat": int(repeat), "n": int(len(group)),
+        pooled.append({"repeat": int(repeat), "n": len(group),
                        "auc": None if np.isnan(auc) else auc,
                        interval_key("auc", intervals.level): intervals.to_dict()[
                            interval_key("auc", intervals.level)]})

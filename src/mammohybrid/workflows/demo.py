@@ -89,7 +89,8 @@ class _Stages:
     """Numbered stage headings on the console and the wall time of each stage."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.timings = total, 0, {}
+        self.total, self.done = total, 0
+        self.timings: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, name: str, description: str) -> Iterator[None]:

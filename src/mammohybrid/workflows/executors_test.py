@@ -19,12 +19,12 @@ def test_serial_executor_keeps_the_order_of_the_tasks():
 
 
 def test_executor_choices_are_checked():
-    with pytest.raises(ConfigError, match="unknown executor 'dask'.*serial, ray"):
-        with open_executor("dask"):
-            pass
-    with pytest.raises(ConfigError, match="--address is for --executor ray"):
-        with open_executor("serial", "auto"):
-            pass
+    with (pytest.raises(ConfigError, match=r"unknown executor 'dask'.*serial, ray"),
+          open_executor("dask")):
+        pass
+    with (pytest.raises(ConfigError, match="--address is for --executor ray"),
+          open_executor("serial", "auto")):
+        pass
 
 
 def test_ray_missing_says_how_to_install_it(monkeypatch):
@@ -36,9 +36,9 @@ def test_ray_missing_says_how_to_install_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    with pytest.raises(ConfigError, match=r"pip install 'mammohybrid\[ray\]'"):
-        with open_executor("ray"):
-            pass
+    with (pytest.raises(ConfigError, match=r"pip install 'mammohybrid\[ray\]'"),
+          open_executor("ray")):
+        pass
 
 
 def test_only_the_serial_executor_takes_callbacks():
@@ -97,11 +97,11 @@ def test_a_ray_address_nobody_answers_at_fails_at_once_naming_it(monkeypatch, cl
     monkeypatch.setattr(ray, "init", never)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     address = f"127.0.0.1:{closed_port}"
-    with pytest.raises(ConfigError, match=f"cannot reach the Ray cluster at {address}: "
-                                          "connection refused"):
-        with open_executor("ray", address):
-            pass
+    with (pytest.raises(ConfigError, match=f"cannot reach the Ray cluster at {address}: "
+                                           "connection refused"),
+          open_executor("ray", address)):
+        pass
     monkeypatch.setenv("RAY_ADDRESS", f"ray://{address}")
-    with pytest.raises(ConfigError, match=f"at ray://{address}: connection refused"):
-        with open_executor("ray"):
-            pass
+    with (pytest.raises(ConfigError, match=f"at ray://{address}: connection refused"),
+          open_executor("ray")):
+        pass

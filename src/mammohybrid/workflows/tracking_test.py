@@ -63,9 +63,9 @@ def test_nested_runs_and_off_switch(tmp_path):
     uri = (tmp_path / "mlruns").as_uri()
     with open_tracker(None) as nothing:
         assert nothing is None
-    with open_tracker(uri, "parent") as parent:
-        with Tracker(uri, run_name="child", parent_run_id=parent.run_id) as child:
-            pass
+    with (open_tracker(uri, "parent") as parent,
+          Tracker(uri, run_name="child", parent_run_id=parent.run_id) as child):
+        pass
     tags = _client(uri).get_run(child.run_id).data.tags
     assert tags["mlflow.parentRunId"] == parent.run_id
 

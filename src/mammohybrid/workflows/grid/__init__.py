@@ -24,6 +24,19 @@ from mammohybrid.workflows.grid.spec import (
     load_grid,
 )
 
-__all__ = ["ERROR_FILE", "CellResult", "GridCell", "GridResult", "GridSpec", "ReferenceRow",
-           "cell_metrics", "grid_names", "load_grid", "prepare_datasets", "run_grid",
-           "result_table_frame", "select_best", "write_result_table"]
+__all__ = [
+    "ERROR_FILE",
+    "CellResult",
+    "GridCell",
+    "GridResult",
+    "GridSpec",
+    "ReferenceRow",
+    "cell_metrics",
+    "grid_names",
+    "load_grid",
+    "prepare_datasets",
+    "result_table_frame",
+    "run_grid",
+    "select_best",
+    "write_result_table",
+]

@@ -17,7 +17,7 @@ def _results(spec, val_aucs, test_aucs):
     return [CellResult(cell, cell.name, "finished",
                        {"auc": v, "accuracy": 0.5}, {"auc": t, "accuracy": 0.6,
                                                      "auc_ci95": [t - .1, t + .05]})
-            for cell, v, t in zip(spec.cells, val_aucs, test_aucs)]
+            for cell, v, t in zip(spec.cells, val_aucs, test_aucs, strict=True)]
 
 
 def test_best_is_chosen_on_validation_only(tmp_path):

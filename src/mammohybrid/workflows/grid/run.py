@@ -84,6 +84,7 @@ def cell_metrics(run: RunDir, config: Config) -> dict[str, dict[str, Any]]:
     cache = run.root / "grid_metrics.json"
     if cache.is_file() and cache.stat().st_mtime >= run.model.stat().st_mtime:
         return json.loads(cache.read_text(encoding="utf-8"))
+    assert config.data.manifest is not None, "a grid cell trains on the grid's manifest"
     frame = usable_rows(read_manifest(config.data.manifest))
     predict = RunPredictor(run, config)
     threshold = choose_threshold(run, config, frame, predict)
@@ -126,11 +127,12 @@ def run_cell(task: CellTask) -> CellResult:
                           parent_run_id=task.parent_run_id) as tracker:
             ensure_trained(tracker, config, run, task.callbacks)
             metrics = cell_metrics(run, config)
-            for split, values in metrics.items() if tracker else ():
-                tracker.log_metrics(values, prefix=f"eval_{split}_")
+            if tracker:
+                for split, values in metrics.items():
+                    tracker.log_metrics(values, prefix=f"eval_{split}_")
         (run.root / ERROR_FILE).unlink(missing_ok=True)  # from an earlier failure
         return CellResult(cell, run.root, "finished", metrics.get("val"), metrics.get("test"))
-    except Exception as error:  # noqa: BLE001 - one failed cell must not stop the grid
+    except Exception as error:  # one failed cell must not stop the grid
         console.print(f"[red]cell {cell.name} failed:[/red] {error}")
         run.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run.root / ERROR_FILE, traceback.format_exc())

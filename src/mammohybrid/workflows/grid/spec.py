@@ -193,7 +193,7 @@ def _cell_values(data: dict[str, Any], label: str) -> list[tuple[str, dict[str, 
         raise ConfigError(f"{label}: 'axes' must map dotted keys to non-empty lists of values")
     if axes:
         for combination in itertools.product(*axes.values()):
-            values = dict(zip(axes.keys(), combination))
+            values = dict(zip(axes.keys(), combination, strict=True))
             cells.append(("-".join(_slug(v) for v in combination), values))
     for index, run in enumerate(data.get("runs") or []):
         if not isinstance(run, Mapping) or "name" not in run:

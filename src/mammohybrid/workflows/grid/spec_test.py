@@ -70,5 +70,5 @@ def test_invalid_grids_name_the_problem(tmp_path, text, message):
 
 
 def test_unknown_grid_name():
-    with pytest.raises(ConfigError, match="shipped: .*table5"):
+    with pytest.raises(ConfigError, match=r"shipped: .*table5"):
         load_grid("no-such-grid")
