@@ -215,3 +215,53 @@ def test_a_package_init_importing_its_own_module_back_is_a_cycle() -> None:
     })
     assert _cycles(graph) == [["mammohybrid.grid", "mammohybrid.grid.run",
                                "mammohybrid.grid.spec"]]
+
+
+# --------------------------------------------------------------------------- package faces
+SUBPACKAGES = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
+
+
+def _past_the_face(source: str, own: str) -> list[tuple[int, str]]:
+    """(line, module) of every import in ``source`` (a module of the top-level package
+    ``own``) that reaches into another sub-package instead of importing its ``__init__``:
+    ``mammohybrid.data.manifest``, or ``from mammohybrid.data import manifest`` (a module)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            modules = [node.module]
+            parts = node.module.split(".")
+            if len(parts) == 2 and parts[0] == "mammohybrid" and parts[1] in SUBPACKAGES:
+                folder = PACKAGE / parts[1]
+                modules += [f"{node.module}.{alias.name}" for alias in node.names
+                            if (folder / f"{alias.name}.py").exists()
+                            or (folder / alias.name).is_dir()]
+        else:
+            continue  # relative imports stay inside their own package
+        for module in modules:
+            parts = module.split(".")
+            if (len(parts) > 2 and parts[0] == "mammohybrid" and parts[1] != own
+                    and parts[1] in SUBPACKAGES):
+                found.append((node.lineno, module))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", _library_files(),
+                         ids=lambda path: path.relative_to(PACKAGE).as_posix())
+def test_other_packages_are_imported_through_their_init(path: Path) -> None:
+    wrong = [f"line {line}: {module}" for line, module
+             in _past_the_face(path.read_text(encoding="utf-8"), _top_level(path))]
+    assert not wrong, ("import these names from the package (add them to its __init__): "
+                       + "; ".join(wrong))
+
+
+def test_the_face_check_sees_inner_modules_lazy_imports_and_module_imports() -> None:
+    source = ("from mammohybrid.data import read_manifest\n"
+              "def f():\n    from mammohybrid.data.manifest import read_manifest\n"
+              "import mammohybrid.preprocess.batch\nfrom mammohybrid.data import manifest\n"
+              "from mammohybrid.training.trainer import train\nfrom mammohybrid.errors import "
+              "ConfigError\n")
+    assert _past_the_face(source, "training") == [(3, "mammohybrid.data.manifest"),
+                                                  (4, "mammohybrid.preprocess.batch"),
+                                                  (5, "mammohybrid.data.manifest")]

@@ -66,7 +66,7 @@ def _ingest(source: str, root: Path, out: Path, config: str | None, overrides: l
             val_fraction: float | None, seed: int | None, max_pixels: int | None = None,
             max_file_mb: float | None = None, **options: Any) -> None:
     """Run one ingest source; exit 3 when some rows were not ingested (MANIFEST.errors.csv)."""
-    from mammohybrid.data.ingest import run_ingest
+    from mammohybrid.data import run_ingest
 
     settings = [*(overrides or []), *limit_overrides(max_pixels, max_file_mb)]
     if val_fraction is not None:
@@ -82,7 +82,7 @@ def _print_summary(result: Any, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mammohybrid.data.ingest import IngestOutputs
+    from mammohybrid.data import IngestOutputs
 
     console = Console(soft_wrap=True)
     console.print(f"{result.dataset}: images, lesions and patients per split and class",
@@ -174,7 +174,7 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write the dataset 
           = None) -> None:
     """Write a synthetic CBIS-DDSM mass dataset in the real on-disk format (TCIA DICOM tree +
     case CSVs); ingest it with `mammohybrid ingest cbis-ddsm OUT --out OUT/manifest.csv`."""
-    from mammohybrid.data.synth import generate_cbis_ddsm, sample_grid
+    from mammohybrid.data import generate_cbis_ddsm, sample_grid
     from mammohybrid.imaging import write_png
 
     summary = generate_cbis_ddsm(out, patients=patients, seed=seed)

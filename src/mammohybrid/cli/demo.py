@@ -25,7 +25,7 @@ def demo(
 
     Uses the `demo` preset unless --config says otherwise. Rerunning into the same folder reuses
     every finished stage."""
-    from mammohybrid.workflows.demo import DEMO_PRESET, print_headline, run_demo
+    from mammohybrid.workflows import DEMO_PRESET, print_headline, run_demo
 
     resolved = resolve_config(config or DEMO_PRESET, overrides)
     result = run_demo(out, resolved, patients=patients, seed=seed, workers=workers)

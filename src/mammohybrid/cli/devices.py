@@ -22,7 +22,7 @@ def devices(
     """List the devices TensorFlow sees (GPUs, CPU cores), its build (CUDA or CPU only), what
     train.mixed_precision auto means here, and a warning with the one-line fix when the
     machine has an NVIDIA GPU that the installed TensorFlow cannot use."""
-    from mammohybrid.training.devices import describe_devices
+    from mammohybrid.training import describe_devices
 
     report = describe_devices()
     if as_json:

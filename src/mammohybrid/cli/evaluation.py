@@ -30,14 +30,19 @@ TaskGpusOption = Annotated[float | None, typer.Option(
 
 
 def _executor(name: str, address: str | None, cpus: float | None, gpus: float | None) -> Any:
-    from mammohybrid.workflows.executors import RayResources, open_executor
+    from mammohybrid.workflows import RayResources, open_executor
 
     return open_executor(name, address, RayResources(cpus, gpus))
 
 
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
-    from mammohybrid.evaluation.metrics import METRIC_LABELS, METRIC_NAMES
-    from mammohybrid.evaluation.report import format_interval, format_metric, metric_interval
+    from mammohybrid.evaluation import (
+        METRIC_LABELS,
+        METRIC_NAMES,
+        format_interval,
+        format_metric,
+        metric_interval,
+    )
 
     return [f"  {METRIC_LABELS[name]:<52} {format_metric(name, metrics.get(name)):>9}  "
             f"[{format_interval(name, metric_interval(metrics, name))}]"
@@ -63,7 +68,7 @@ def evaluate(
     The threshold is the one the run chose on validation; --set evaluate.threshold=youden
     (or sensitivity) chooses a new one, again on validation, never on test.
     """
-    from mammohybrid.evaluation.evaluate import evaluate_run
+    from mammohybrid.evaluation import evaluate_run
 
     result = evaluate_run(run_dir, split, out, manifest, overrides)
     metrics = result.metrics
@@ -101,7 +106,7 @@ def grid(
     --executor ray runs each cell as a Ray task (OUT and the images on storage every node
     sees); an interrupted cluster run resumes like a local one.
     """
-    from mammohybrid.workflows.grid import load_grid, run_grid
+    from mammohybrid.workflows import load_grid, run_grid
 
     spec = load_grid(grid_file, overrides or [], manifest)
     if dry_run:
@@ -151,8 +156,8 @@ def cv(
     manifest is pre-processed once with the config's settings (cached beside it).
     --executor ray runs each fold as a Ray task.
     """
-    from mammohybrid.evaluation.metrics import METRIC_NAMES
-    from mammohybrid.workflows.cv import run_cv
+    from mammohybrid.evaluation import METRIC_NAMES
+    from mammohybrid.workflows import run_cv
 
     resolved = resolve_config(config, overrides)
     with _executor(executor_name, address, task_cpus, task_gpus) as executor:
@@ -199,8 +204,7 @@ def select(
     choosing. Prints each candidate's plain figure, the paired differences (patient bootstrap
     of the difference), which candidate won each outer fold, and the rule's choice on all rows.
     """
-    from mammohybrid.workflows.grid import load_grid
-    from mammohybrid.workflows.select import SelectSettings, run_select
+    from mammohybrid.workflows import SelectSettings, load_grid, run_select
 
     spec = load_grid(grid_file, overrides or [], manifest)
     settings = SelectSettings(folds, repeats, inner_folds, inner_repeats, rule,
@@ -223,8 +227,8 @@ def compare(
 
     Rule: prefer the simpler of the two unless the interval of the difference lies above zero.
     """
-    from mammohybrid.evaluation.paired import paired_auc_difference
-    from mammohybrid.workflows.cv import source_predictions
+    from mammohybrid.evaluation import paired_auc_difference
+    from mammohybrid.workflows import source_predictions
 
     try:
         paired = paired_auc_difference(source_predictions(first), source_predictions(second),
@@ -253,7 +257,7 @@ def features(
     The vector is the concatenated, globally pooled backbone features; arrays image_path and X
     (+ label, patient_id, split when the manifest has them).
     """
-    from mammohybrid.evaluation.feature_export import extract_features
+    from mammohybrid.evaluation import extract_features
 
     path = extract_features(run_dir, manifest, out)
     typer.echo(f"features: {path}")

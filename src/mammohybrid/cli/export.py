@@ -46,7 +46,7 @@ def export(
     extra: pip install 'mammohybrid[onnx]'; predicting with it needs only
     onnxruntime.
     """
-    from mammohybrid.inference.export import export_run
+    from mammohybrid.inference import export_run
     from mammohybrid.run_dir import RunDir
 
     mode = None if tta is None else ("dihedral" if tta else "none")

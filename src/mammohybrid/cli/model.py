@@ -64,7 +64,7 @@ def train(
     resolved = resolve_config(config, overrides)
     if distribute:
         resolved = with_overrides(resolved, ["train.distribute=true"])
-    from mammohybrid.workflows.tracking import open_tracker, track_training
+    from mammohybrid.workflows import open_tracker, track_training
 
     with open_tracker(mlflow, run_name=out.name) as tracker:
         run = track_training(tracker, resolved, out, resume=resume)

@@ -72,8 +72,14 @@ def predict(
     """
     from mammohybrid.config import save_config
     from mammohybrid.fileio import atomic_open, refuse_overwriting_inputs, stop_on_full_disk
-    from mammohybrid.inference import Predictor, inputs_read, parse_strategies, predictions_csv
-    from mammohybrid.inference.backends import GRADCAM_NEEDS_KERAS, GradCamUnavailableError
+    from mammohybrid.inference import (
+        GRADCAM_NEEDS_KERAS,
+        GradCamUnavailableError,
+        Predictor,
+        inputs_read,
+        parse_strategies,
+        predictions_csv,
+    )
     from mammohybrid.run_dir import RunDir
 
     if gradcam is not None and backend is not Backend.keras:

@@ -46,7 +46,7 @@ def preprocess(
     """Pre-process every image of MANIFEST into OUT (resumable: a rerun does only what is
     missing). Images that fail get status=error in OUT/manifest.csv and the run goes on; the
     exit status is then 3 (1 if none could be processed)."""
-    from mammohybrid.preprocess.batch import run_batch
+    from mammohybrid.preprocess import run_batch
 
     settings = [*(overrides or []), *([f"preprocess.strategy={strategy}"] if strategy else []),
                 *limit_overrides(max_pixels, max_file_mb)]

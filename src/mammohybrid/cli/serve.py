@@ -136,9 +136,7 @@ def serve(
     import uvicorn
 
     from mammohybrid.inference import Predictor, parse_strategies
-    from mammohybrid.serve.analysis import UploadLimits
-    from mammohybrid.serve.app import app_for_run
-    from mammohybrid.serve.security import AccessPolicy, new_token
+    from mammohybrid.serve import AccessPolicy, UploadLimits, app_for_run, new_token
 
     limits = UploadLimits(max_file_bytes=max_upload_bytes, max_files=max_files,
                           max_pixels=max_pixels)

@@ -13,3 +13,33 @@ manifest contract, patient-level splits and the synthetic CBIS-DDSM.
   ``sample_grid``, over :mod:`~mammohybrid.data.lesion_renderer` (the crops) and
   :mod:`~mammohybrid.data.cbis_ddsm_writer` (CBIS-DDSM's on-disk format).
 """
+
+from mammohybrid.data.ingest import IngestOutputs, run_ingest
+from mammohybrid.data.manifest import (
+    SPLITS,
+    check_no_patient_leak,
+    read_manifest,
+    require_manifest_file,
+    split_summary,
+    usable_rows,
+    write_manifest,
+)
+from mammohybrid.data.splits import assign_folds, patient_strata, sample_patients
+from mammohybrid.data.synth import generate_cbis_ddsm, sample_grid
+
+__all__ = [
+    "SPLITS",
+    "IngestOutputs",
+    "assign_folds",
+    "check_no_patient_leak",
+    "generate_cbis_ddsm",
+    "patient_strata",
+    "read_manifest",
+    "require_manifest_file",
+    "run_ingest",
+    "sample_grid",
+    "sample_patients",
+    "split_summary",
+    "usable_rows",
+    "write_manifest",
+]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, EvaluateConfig, save_config, with_overrides
-from mammohybrid.data.manifest import SPLITS, read_manifest, usable_rows
+from mammohybrid.data import SPLITS, read_manifest, usable_rows
 from mammohybrid.decision import ThresholdChoice, predict_labels, select_threshold
 from mammohybrid.errors import ConfigError, ManifestError
 from mammohybrid.evaluation.bootstrap import bootstrap_intervals
@@ -38,7 +38,7 @@ from mammohybrid.evaluation.plots import RocInput, plot_confusion_matrix, plot_r
 from mammohybrid.evaluation.report import DatasetSummary, Report, ReportSection, write_report
 from mammohybrid.evaluation.run_evaluations import write_run_model_card
 from mammohybrid.fileio import atomic_open, atomic_write_json
-from mammohybrid.preprocess.cache import ensure_preprocessed
+from mammohybrid.preprocess import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
 
 PREDICTION_COLUMNS = ["image", "patient", "label", "probability", "predicted", "split"]
@@ -180,7 +180,7 @@ class RunPredictor:
     """A finished run's model, loaded once, predicting manifest rows (lazy TensorFlow)."""
 
     def __init__(self, run: RunDir, config: Config):
-        from mammohybrid.training.finished_run import load_finished_run
+        from mammohybrid.training import load_finished_run
 
         finished = load_finished_run(run, config)
         self.config = config
@@ -207,13 +207,13 @@ class CachedFeaturePredictor:
         if config.train.head != "logistic":
             raise ConfigError(f"{run.root}: cached features predict a logistic head only "
                               f"(train.head is {config.train.head})")
-        from mammohybrid.training.linear_head import PooledFeatureCache
+        from mammohybrid.training import PooledFeatureCache
 
         self.run = run
         self.cache = PooledFeatureCache(config)
 
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
-        from mammohybrid.training.linear_head import read_head
+        from mammohybrid.training import read_head
 
         if len(frame) == 0:
             return np.empty(0)

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from mammohybrid.data.manifest import read_manifest, usable_rows
+from mammohybrid.data import read_manifest, usable_rows
 from mammohybrid.evaluation.evaluate import RunPredictor
 from mammohybrid.fileio import atomic_path
-from mammohybrid.preprocess.cache import ensure_preprocessed
+from mammohybrid.preprocess import ensure_preprocessed
 from mammohybrid.run_dir import RunDir
 
 OPTIONAL_COLUMNS = ("label", "patient_id", "split")
@@ -33,8 +33,7 @@ OPTIONAL_COLUMNS = ("label", "patient_id", "split")
 def extract_features(run_dir: str | os.PathLike[str], manifest: str | os.PathLike[str],
                      out_path: str | os.PathLike[str]) -> Path:
     """Write the pooled features of every row of ``manifest`` to ``out_path`` (``.npz``)."""
-    from mammohybrid.models import feature_extractor
-    from mammohybrid.models.tta import average_over_views
+    from mammohybrid.models import average_over_views, feature_extractor
     from mammohybrid.training import predict_manifest
 
     run = RunDir.at(run_dir)

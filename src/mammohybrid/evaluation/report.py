@@ -23,7 +23,7 @@ import pandas as pd
 
 from mammohybrid import __version__
 from mammohybrid.config import Config, config_to_yaml
-from mammohybrid.data.manifest import split_summary
+from mammohybrid.data import split_summary
 from mammohybrid.evaluation.bootstrap import interval_key
 from mammohybrid.evaluation.metrics import METRIC_LABELS, METRIC_NAMES, PAPER_EQ6_NOTE
 from mammohybrid.fileio import atomic_write_text

@@ -10,10 +10,15 @@ and the test-time filter ensemble.
 - :class:`StrategyEnsemble` (``ensemble.py``): several pre-processing strategies, shared steps
   computed once; probabilities averaged.
 
-This package is imported by the pre-processing worker processes, so importing it must not
-import TensorFlow: ``gradcam`` (which does) is imported from its module.
+This package is imported by the pre-processing worker processes (they unpickle the ensemble),
+so importing it must not import TensorFlow: ``gradcam`` and ``export`` (which do) are imported
+on first use of their names here (``overlay``, ``export_run``).
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mammohybrid.inference.backends import GRADCAM_NEEDS_KERAS, GradCamUnavailableError
 from mammohybrid.inference.ensemble import (
     StrategyEnsemble,
     average_probabilities,
@@ -30,14 +35,24 @@ from mammohybrid.inference.predictor import (
 )
 
 __all__ = [
-    "CLASS_NAMES",
-    "COLUMNS",
-    "Predictor",
-    "StrategyEnsemble",
-    "average_probabilities",
-    "expand_inputs",
-    "inputs_read",
-    "parse_strategies",
-    "predictions_csv",
-    "strategy_config",
+    "CLASS_NAMES", "COLUMNS", "GRADCAM_NEEDS_KERAS", "GradCamUnavailableError", "Predictor",
+    "StrategyEnsemble", "average_probabilities", "expand_inputs", "export_run", "inputs_read",
+    "overlay", "parse_strategies", "predictions_csv", "strategy_config",
 ]
+
+# Imported on first use: these modules import TensorFlow or the web extra (FastAPI), which the
+# other names of this package never need.
+if TYPE_CHECKING:
+    from mammohybrid.inference.export import export_run
+    from mammohybrid.inference.gradcam import overlay
+
+_LAZY = {
+    "export_run": "mammohybrid.inference.export",
+    "overlay": "mammohybrid.inference.gradcam",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

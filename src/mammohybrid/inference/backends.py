@@ -69,7 +69,7 @@ class KerasScorer:
     backend: Backend = "keras"
 
     def __init__(self, model: keras.Model, tta: str = "none") -> None:
-        from mammohybrid.models.tta import with_test_time_augmentation
+        from mammohybrid.models import with_test_time_augmentation
 
         height, width = model.input_shape[1:3]
         self.input_size = square_side(height, width)

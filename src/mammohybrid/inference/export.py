@@ -280,9 +280,7 @@ def _graph_to_export(run: RunDir, config: Config) -> tuple[Any, np.ndarray]:
     """The graph to export, and the probabilities the run's Keras model (as ``predict`` runs
     it) gives on the probe images."""
     from mammohybrid.inference.backends import KerasScorer
-    from mammohybrid.models import load_model
-    from mammohybrid.models.hybrid import inference_graph
-    from mammohybrid.models.tta import with_test_time_augmentation
+    from mammohybrid.models import inference_graph, load_model, with_test_time_augmentation
 
     model = load_model(run.model)
     probe = probe_inputs(config.model.input_size)

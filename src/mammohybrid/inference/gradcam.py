@@ -44,7 +44,7 @@ import keras
 import numpy as np
 
 from mammohybrid.imaging import write_png
-from mammohybrid.models.hybrid import (
+from mammohybrid.models import (
     AUGMENT_NAME,
     CONCAT_NAME,
     HEAD_DROPOUT_NAME,

@@ -41,9 +41,14 @@ from mammohybrid.fileio import InputTree
 from mammohybrid.imaging import IMAGE_SUFFIXES, is_dicom
 from mammohybrid.inference.backends import BACKENDS, Backend, KerasScorer, Scorer
 from mammohybrid.inference.ensemble import StrategyEnsemble, average_probabilities
-from mammohybrid.preprocess import to_model_input
-from mammohybrid.preprocess.batch import output_name
-from mammohybrid.preprocess.pool import ImageProcessor, ImageTask, PreparedOutcome, PreprocessPool
+from mammohybrid.preprocess import (
+    ImageProcessor,
+    ImageTask,
+    PreparedOutcome,
+    PreprocessPool,
+    output_name,
+    to_model_input,
+)
 from mammohybrid.progress import progress_bar
 from mammohybrid.run_dir import RunDir
 
@@ -185,7 +190,7 @@ class Predictor:
             return cls(scorer, _overridden(exported.config, overrides), exported.threshold,
                        strategies, pixel_spacing_mm=pixel_spacing_mm, limits=limits)
 
-        from mammohybrid.training.finished_run import load_finished_run
+        from mammohybrid.training import load_finished_run
 
         if Path(run_dir).is_file():
             raise MammohybridError(f"{run_dir} is a file, not a run directory (an ONNX export "

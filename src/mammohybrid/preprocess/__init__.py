@@ -8,7 +8,8 @@ CLAHE; ``none`` only converts and resizes; ``custom`` takes ``preprocess.steps``
 """
 
 from mammohybrid.preprocess.base import Record, Transform
-from mammohybrid.preprocess.batch import BatchReport, run_batch
+from mammohybrid.preprocess.batch import BatchReport, output_name, run_batch
+from mammohybrid.preprocess.cache import ensure_preprocessed
 from mammohybrid.preprocess.chain import (
     STEPS,
     Chain,
@@ -32,6 +33,7 @@ from mammohybrid.preprocess.geometry import (
 )
 from mammohybrid.preprocess.intensity import ToUint8
 from mammohybrid.preprocess.pool import (
+    DISPLAY_MAX_SIDE,
     ImageProcessor,
     ImageTask,
     Preparation,
@@ -41,13 +43,48 @@ from mammohybrid.preprocess.pool import (
 )
 from mammohybrid.preprocess.qa import qa_figure, save_qa_figure, write_qa_figures
 from mammohybrid.preprocess.roi import ROIThreshold
+from mammohybrid.preprocess.settings import SETTINGS_FILE
 
 __all__ = [
-    "CLAHE", "STEPS", "BatchReport", "Chain", "FieldOfView", "GaussianFilter", "ImageProcessor",
-    "ImageTask", "LimitSize", "MedianFilter", "NLMDenoise", "Preparation", "PreparedOutcome",
-    "PreprocessPool", "ProcessedImage", "ROIThreshold", "Record", "Resize", "SingleChain",
-    "ToRGB", "ToUint8", "Transform", "WienerFilter", "adapthisteq", "build_chain",
-    "estimate_noise_sigma", "preprocess_image", "preprocess_steps", "qa_figure",
-    "register_strategy", "run_batch", "save_qa_figure", "strategy_names", "strategy_steps",
-    "to_model_input", "wiener2", "write_qa_figures",
+    "CLAHE",
+    "DISPLAY_MAX_SIDE",
+    "SETTINGS_FILE",
+    "STEPS",
+    "BatchReport",
+    "Chain",
+    "FieldOfView",
+    "GaussianFilter",
+    "ImageProcessor",
+    "ImageTask",
+    "LimitSize",
+    "MedianFilter",
+    "NLMDenoise",
+    "Preparation",
+    "PreparedOutcome",
+    "PreprocessPool",
+    "ProcessedImage",
+    "ROIThreshold",
+    "Record",
+    "Resize",
+    "SingleChain",
+    "ToRGB",
+    "ToUint8",
+    "Transform",
+    "WienerFilter",
+    "adapthisteq",
+    "build_chain",
+    "ensure_preprocessed",
+    "estimate_noise_sigma",
+    "output_name",
+    "preprocess_image",
+    "preprocess_steps",
+    "qa_figure",
+    "register_strategy",
+    "run_batch",
+    "save_qa_figure",
+    "strategy_names",
+    "strategy_steps",
+    "to_model_input",
+    "wiener2",
+    "write_qa_figures",
 ]

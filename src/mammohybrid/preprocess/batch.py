@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, LimitsConfig, load_config, save_config
-from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
+from mammohybrid.data import read_manifest, usable_rows, write_manifest
 from mammohybrid.fileio import (
     atomic_write_text,
     output_lock,

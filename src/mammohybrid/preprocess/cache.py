@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from mammohybrid.config import Config
-from mammohybrid.data.manifest import require_manifest_file
+from mammohybrid.data import require_manifest_file
 from mammohybrid.preprocess.batch import run_batch
 from mammohybrid.preprocess.settings import check_same_preprocess, dataset_key, manifest_preprocess
 from mammohybrid.progress import console

@@ -30,8 +30,7 @@ import pandas as pd
 
 from mammohybrid.imaging import read_image
 from mammohybrid.inference import Predictor, predictions_csv
-from mammohybrid.preprocess import LimitSize, Record
-from mammohybrid.preprocess.pool import DISPLAY_MAX_SIDE
+from mammohybrid.preprocess import DISPLAY_MAX_SIDE, LimitSize, Record
 
 # An input whose shorter side, enlarged this many times, is still below the model's input side
 # carries little detail for the model: the page warns about it (the CSV, which is
@@ -265,7 +264,7 @@ class UploadAnalyser:
             return
         assert explanation is not None  # guarded gives a result or an error
         # Only now: the Grad-CAM module imports Keras, which the ONNX backend does without.
-        from mammohybrid.inference.gradcam import overlay
+        from mammohybrid.inference import overlay
 
         heatmaps = explanation.heatmaps(labels)
         for k, i in enumerate(explained):

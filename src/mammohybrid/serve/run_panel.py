@@ -9,11 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mammohybrid.evaluation.run_evaluations import (
-    evaluation_files,
-    evaluation_table,
-    evaluations_markdown,
-)
+from mammohybrid.evaluation import evaluation_files, evaluation_table, evaluations_markdown
 from mammohybrid.inference import Predictor
 from mammohybrid.model_card import render_model_card
 from mammohybrid.run_dir import RunDir

@@ -29,13 +29,13 @@ import tensorflow as tf
 
 from mammohybrid.config import Config
 from mammohybrid.fileio import atomic_path, atomic_write_json
-from mammohybrid.models.augment import build_augmentation
-from mammohybrid.models.hybrid import (
+from mammohybrid.models import (
     CONCAT_NAME,
     HEAD_DROPOUT_NAME,
     OUTPUT_NAME,
     POOL_NAME,
     branches,
+    build_augmentation,
 )
 from mammohybrid.progress import progress_bar
 from mammohybrid.training.input_pipeline import (

@@ -34,7 +34,7 @@ class FinishedRun:
     def scoring_model(self) -> keras.Model:
         """The model whose output is the probability: the plain model, or with ``model.tta``
         its pooled features averaged over the dihedral views."""
-        from mammohybrid.models.tta import with_test_time_augmentation
+        from mammohybrid.models import with_test_time_augmentation
 
         return with_test_time_augmentation(self.model, self.config.model.tta)
 

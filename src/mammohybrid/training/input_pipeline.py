@@ -24,9 +24,9 @@ import pandas as pd
 import tensorflow as tf
 
 from mammohybrid.config import Config
-from mammohybrid.data.manifest import check_no_patient_leak, read_manifest, usable_rows
+from mammohybrid.data import check_no_patient_leak, read_manifest, usable_rows
 from mammohybrid.errors import ConfigError, ManifestError
-from mammohybrid.preprocess.cache import ensure_preprocessed
+from mammohybrid.preprocess import ensure_preprocessed
 from mammohybrid.training.callbacks import BatchProgress
 from mammohybrid.workers import usable_cores
 

@@ -57,8 +57,13 @@ from mammohybrid import __version__
 from mammohybrid.config import Config, ModelConfig
 from mammohybrid.errors import MammohybridError
 from mammohybrid.fileio import atomic_path
-from mammohybrid.models.hybrid import OUTPUT_NAME, build_model, feature_extractor, float32_policy
-from mammohybrid.models.tta import average_over_views
+from mammohybrid.models import (
+    OUTPUT_NAME,
+    average_over_views,
+    build_model,
+    feature_extractor,
+    float32_policy,
+)
 from mammohybrid.training.callbacks import BatchProgress, epoch_logs
 from mammohybrid.training.input_pipeline import ImageSplit
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, save_config
-from mammohybrid.data.manifest import write_manifest
+from mammohybrid.data import write_manifest
 from mammohybrid.decision import ThresholdChoice
 from mammohybrid.fileio import atomic_write_json, atomic_write_text
 from mammohybrid.imaging import write_png

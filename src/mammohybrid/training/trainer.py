@@ -31,9 +31,13 @@ from mammohybrid.decision import ThresholdChoice, select_threshold
 from mammohybrid.errors import ConfigError, MammohybridError
 from mammohybrid.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 from mammohybrid.model_card import data_summary, write_model_card
-from mammohybrid.models.compile import compile_hybrid
-from mammohybrid.models.hybrid import build_model, float32_policy, refresh_cached_state
-from mammohybrid.models.tta import with_test_time_augmentation
+from mammohybrid.models import (
+    build_model,
+    compile_hybrid,
+    float32_policy,
+    refresh_cached_state,
+    with_test_time_augmentation,
+)
 from mammohybrid.progress import console, progress_bar
 from mammohybrid.run_dir import RunDir
 from mammohybrid.training.callbacks import EpochProgress, ExactValidation, TensorBoardLog

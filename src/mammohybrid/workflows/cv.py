@@ -30,24 +30,33 @@ import numpy as np
 import pandas as pd
 
 from mammohybrid.config import Config, save_config
-from mammohybrid.data.manifest import read_manifest, usable_rows, write_manifest
-from mammohybrid.data.splits import assign_folds, patient_strata, sample_patients
+from mammohybrid.data import (
+    assign_folds,
+    patient_strata,
+    read_manifest,
+    sample_patients,
+    usable_rows,
+    write_manifest,
+)
 from mammohybrid.errors import ConfigError, MammohybridError
-from mammohybrid.evaluation.bootstrap import bootstrap_intervals, interval_key
-from mammohybrid.evaluation.evaluate import (
+from mammohybrid.evaluation import (
+    METRIC_NAMES,
     CachedFeaturePredictor,
+    RocInput,
     RunPredictor,
+    bootstrap_intervals,
     choose_threshold,
+    interval_key,
+    mean_and_std,
     metrics_report,
+    plot_roc,
     predictions_frame,
     release_models,
     run_manifest,
+    weighted_auc,
 )
-from mammohybrid.evaluation.metrics import METRIC_NAMES, mean_and_std, weighted_auc
-from mammohybrid.evaluation.plots import RocInput, plot_roc
 from mammohybrid.fileio import atomic_open, atomic_write_json
-from mammohybrid.preprocess.cache import ensure_preprocessed
-from mammohybrid.preprocess.settings import SETTINGS_FILE
+from mammohybrid.preprocess import SETTINGS_FILE, ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
@@ -107,7 +116,7 @@ def run_cv(config: Config, out_dir: str | os.PathLike[str], folds: int = 5, repe
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     if config.train.head == "logistic":
-        from mammohybrid.training.linear_head import PooledFeatureCache
+        from mammohybrid.training import PooledFeatureCache
 
         # Every image's pooled features in one pass, before the folds: each fold then only
         # fits its head on them (executors' processes read them from the disk cache).

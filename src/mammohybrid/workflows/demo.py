@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from mammohybrid.config import Config, with_overrides
-from mammohybrid.evaluation.report import ReportSection
+from mammohybrid.evaluation import ReportSection
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 
@@ -105,10 +105,8 @@ class _Stages:
 def run_demo(out_dir: str | os.PathLike[str], config: Config, patients: int = 160,
              seed: int = 0, workers: int = 2, gradcam_images: int = 4) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (see the module doc) and return its results."""
-    from mammohybrid.data.ingest import run_ingest
-    from mammohybrid.data.manifest import read_manifest, usable_rows
-    from mammohybrid.data.synth import generate_cbis_ddsm
-    from mammohybrid.evaluation.evaluate import evaluate_run
+    from mammohybrid.data import generate_cbis_ddsm, read_manifest, run_ingest, usable_rows
+    from mammohybrid.evaluation import evaluate_run
     from mammohybrid.preprocess import run_batch
     from mammohybrid.training import train
 
@@ -174,8 +172,7 @@ def _predict_test_images(layout: DemoLayout, test_rows: pd.DataFrame, workers: i
     the explained images (path, label, probability, overlay paths)."""
     from sklearn.metrics import log_loss
 
-    from mammohybrid.evaluation.evaluate import metrics_report, predictions_frame
-    from mammohybrid.evaluation.report import metric_interval
+    from mammohybrid.evaluation import metric_interval, metrics_report, predictions_frame
     from mammohybrid.inference import Predictor
 
     sources = test_rows["source_path"].tolist()
@@ -269,7 +266,7 @@ def _gradcam_section(explained: pd.DataFrame) -> ReportSection:
 
 def print_headline(result: DemoResult, echo: Callable[[str], Any] = console.print) -> None:
     """The report's path and the headline test metrics with their intervals."""
-    from mammohybrid.evaluation.report import metric_interval
+    from mammohybrid.evaluation import metric_interval
 
     metrics = result.metrics
     level = metrics.get("ci", {}).get("level", 0.95)

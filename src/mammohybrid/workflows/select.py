@@ -45,11 +45,7 @@ import pandas as pd
 
 from mammohybrid.config import Config
 from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.paired import (
-    paired_auc_difference,
-    pooled_auc,
-    pooled_auc_with_interval,
-)
+from mammohybrid.evaluation import paired_auc_difference, pooled_auc, pooled_auc_with_interval
 from mammohybrid.fileio import atomic_open, atomic_write_json, atomic_write_text
 from mammohybrid.progress import console
 from mammohybrid.workflows.cv import (
@@ -137,7 +133,7 @@ def _fit_predict(cell: GridCell, fold_frame: pd.DataFrame) -> np.ndarray:
     config = cell.config
     held = fold_frame[fold_frame["split"] == "test"]
     if config.train.head == "logistic":
-        from mammohybrid.training.linear_head import PooledFeatureCache, fit_head
+        from mammohybrid.training import PooledFeatureCache, fit_head
 
         cache = PooledFeatureCache(config)
         train = fold_frame[fold_frame["split"] == "train"]

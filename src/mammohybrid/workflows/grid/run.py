@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from mammohybrid.config import Config, save_config
-from mammohybrid.data.manifest import read_manifest, usable_rows
+from mammohybrid.data import read_manifest, usable_rows
 from mammohybrid.errors import ConfigError
-from mammohybrid.evaluation.evaluate import (
+from mammohybrid.evaluation import (
     RunPredictor,
     choose_threshold,
     evaluate_run,
@@ -35,7 +35,7 @@ from mammohybrid.evaluation.evaluate import (
     release_models,
 )
 from mammohybrid.fileio import atomic_write_json, atomic_write_text
-from mammohybrid.preprocess.cache import ensure_preprocessed
+from mammohybrid.preprocess import ensure_preprocessed
 from mammohybrid.progress import console
 from mammohybrid.run_dir import RunDir
 from mammohybrid.workflows.executors import Executor, SerialExecutor, check_callbacks
