@@ -265,3 +265,16 @@ def test_the_face_check_sees_inner_modules_lazy_imports_and_module_imports() -> 
     assert _past_the_face(source, "training") == [(3, "mammohybrid.data.manifest"),
                                                   (4, "mammohybrid.preprocess.batch"),
                                                   (5, "mammohybrid.data.manifest")]
+
+
+# --------------------------------------------------------------------------- the documented tree
+def test_the_architecture_doc_shows_every_module_and_folder() -> None:
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = doc[doc.index("## The tree"):doc.index("## Contracts")]
+    modules = set(_library_files())
+    missing = [path.relative_to(PACKAGE).as_posix() for path in sorted(PACKAGE.rglob("*"))
+               if "__pycache__" not in path.parts
+               and ((path.is_dir() and f"{path.name}/" not in tree)
+                    or (path in modules and path.name != "__init__.py"
+                        and path.stem not in tree))]
+    assert not missing, f"add these to docs/architecture.md's tree: {missing}"
