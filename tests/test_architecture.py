@@ -10,7 +10,7 @@ graph of the library's modules has no cycle.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -45,28 +45,34 @@ def _imported(path: Path) -> list[tuple[int, str]]:
     return _imports_in(path.read_text(encoding="utf-8"), package)
 
 
+def _import_statements(source: str, package: Sequence[str],
+                       ) -> Iterator[tuple[int, str, list[str]]]:
+    """(line, imported module, names imported from it) of every import statement of ``source``
+    (a module of ``package``), those inside functions included; relative imports are resolved
+    against ``package``. ``import a.b`` gives (line, "a.b", [])."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, []
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[:len(package) - node.level + 1]
+                base = ".".join([*anchor, *filter(None, [base])])
+            yield node.lineno, base, [alias.name for alias in node.names]
+
+
 def _imports_in(source: str, package: tuple[str, ...]) -> list[tuple[int, str]]:
     """(line, top-level name) of every mammohybrid module ``source`` (a module of ``package``)
     imports."""
-    tree = ast.parse(source)
     found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolved against the file's package
-                anchor = package[:len(package) - node.level + 1]
-                base = ".".join([*anchor, *filter(None, [base])])
-            # `from mammohybrid import x` imports the module x.
-            modules = ([f"{base}.{alias.name}" for alias in node.names]
-                       if base == "mammohybrid" else [base])
-        else:
-            continue
+    for line, base, names in _import_statements(source, package):
+        # `from mammohybrid import x` imports the module x.
+        modules = [f"{base}.{name}" for name in names] if base == "mammohybrid" else [base]
         for module in modules:
             parts = module.split(".")
             if parts[0] == "mammohybrid" and len(parts) > 1:
-                found.append((node.lineno, parts[1]))
+                found.append((line, parts[1]))
     return found
 
 
@@ -112,18 +118,9 @@ def _modules_imported(source: str, module: str, is_package: bool,
     else the package; an import of a module's attribute counts as one of the module."""
     package = module.split(".") if is_package else module.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolved against the module's package
-                anchor = package[:len(package) - node.level + 1]
-                base = ".".join([*anchor, *filter(None, [base])])
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                       for alias in node.names]
-        else:
-            continue
+    for _, base, names in _import_statements(source, package):
+        targets = [f"{base}.{name}" if f"{base}.{name}" in modules else base
+                   for name in names] or [base]
         for target in targets:
             while target not in modules and "." in target:
                 target = target.rsplit(".", 1)[0]
@@ -221,37 +218,33 @@ def test_a_package_init_importing_its_own_module_back_is_a_cycle() -> None:
 SUBPACKAGES = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
 
 
-def _past_the_face(source: str, own: str) -> list[tuple[int, str]]:
-    """(line, module) of every import in ``source`` (a module of the top-level package
-    ``own``) that reaches into another sub-package instead of importing its ``__init__``:
-    ``mammohybrid.data.manifest``, or ``from mammohybrid.data import manifest`` (a module)."""
+def _past_the_face(source: str, package: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(line, module) of every import in ``source`` (a module of ``package``) that reaches into
+    another sub-package instead of importing its ``__init__``: ``mammohybrid.data.manifest``,
+    or ``from mammohybrid.data import manifest`` (a module)."""
+    own = package[1] if len(package) > 1 else ""
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            modules = [node.module]
-            parts = node.module.split(".")
-            if len(parts) == 2 and parts[0] == "mammohybrid" and parts[1] in SUBPACKAGES:
-                folder = PACKAGE / parts[1]
-                modules += [f"{node.module}.{alias.name}" for alias in node.names
-                            if (folder / f"{alias.name}.py").exists()
-                            or (folder / alias.name).is_dir()]
-        else:
-            continue  # relative imports stay inside their own package
+    for line, base, names in _import_statements(source, package):
+        parts = base.split(".")
+        modules = [base]
+        if len(parts) == 2 and parts[0] == "mammohybrid" and parts[1] in SUBPACKAGES:
+            folder = PACKAGE / parts[1]
+            modules += [f"{base}.{name}" for name in names
+                        if (folder / f"{name}.py").exists() or (folder / name).is_dir()]
         for module in modules:
             parts = module.split(".")
             if (len(parts) > 2 and parts[0] == "mammohybrid" and parts[1] != own
                     and parts[1] in SUBPACKAGES):
-                found.append((node.lineno, module))
+                found.append((line, module))
     return sorted(found)
 
 
 @pytest.mark.parametrize("path", _library_files(),
                          ids=lambda path: path.relative_to(PACKAGE).as_posix())
 def test_other_packages_are_imported_through_their_init(path: Path) -> None:
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
     wrong = [f"line {line}: {module}" for line, module
-             in _past_the_face(path.read_text(encoding="utf-8"), _top_level(path))]
+             in _past_the_face(path.read_text(encoding="utf-8"), package)]
     assert not wrong, ("import these names from the package (add them to its __init__): "
                        + "; ".join(wrong))
 
@@ -262,7 +255,7 @@ def test_the_face_check_sees_inner_modules_lazy_imports_and_module_imports() -> 
               "import mammohybrid.preprocess.batch\nfrom mammohybrid.data import manifest\n"
               "from mammohybrid.training.trainer import train\nfrom mammohybrid.errors import "
               "ConfigError\n")
-    assert _past_the_face(source, "training") == [(3, "mammohybrid.data.manifest"),
+    assert _past_the_face(source, ("mammohybrid", "training")) == [(3, "mammohybrid.data.manifest"),
                                                   (4, "mammohybrid.preprocess.batch"),
                                                   (5, "mammohybrid.data.manifest")]
 
