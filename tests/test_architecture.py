@@ -10,6 +10,9 @@ graph of the library's modules has no cycle.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -271,3 +274,20 @@ def test_the_architecture_doc_shows_every_module_and_folder() -> None:
                     or (path in modules and path.name != "__init__.py"
                         and path.stem not in tree))]
     assert not missing, f"add these to docs/architecture.md's tree: {missing}"
+
+
+def test_light_package_faces_import_neither_tensorflow_nor_the_web_app() -> None:
+    """The pre-processing workers import ``inference`` (they unpickle the ensemble) and
+    ``predict --backend onnxruntime`` runs without TensorFlow: those faces load the names whose
+    modules need TensorFlow or FastAPI only when asked for them."""
+    script = (
+        "import sys\n"
+        "import mammohybrid.data, mammohybrid.preprocess, mammohybrid.inference, "
+        "mammohybrid.evaluation, mammohybrid.serve\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'fastapi') if m in sys.modules))\n"
+        "import mammohybrid.inference as inference, mammohybrid.serve as serve\n"
+        "print(callable(inference.export_run), callable(inference.overlay), "
+        "callable(serve.app_for_run))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.stdout.splitlines() == ["[]", "True True True"]

@@ -11,8 +11,8 @@ and the test-time filter ensemble.
   computed once; probabilities averaged.
 
 This package is imported by the pre-processing worker processes (they unpickle the ensemble),
-so importing it must not import TensorFlow: ``gradcam`` and ``export`` (which do) are imported
-on first use of their names here (``overlay``, ``export_run``).
+so importing it must not import TensorFlow: ``gradcam`` (which does) is imported on first use
+of its name here (``overlay``).
 """
 
 import importlib
@@ -25,6 +25,7 @@ from mammohybrid.inference.ensemble import (
     parse_strategies,
     strategy_config,
 )
+from mammohybrid.inference.export import export_run
 from mammohybrid.inference.predictor import (
     CLASS_NAMES,
     COLUMNS,
@@ -40,14 +41,12 @@ __all__ = [
     "overlay", "parse_strategies", "predictions_csv", "strategy_config",
 ]
 
-# Imported on first use: these modules import TensorFlow or the web extra (FastAPI), which the
-# other names of this package never need.
+# Imported on first use: gradcam imports Keras (and TensorFlow with it), which the other names
+# of this package never need.
 if TYPE_CHECKING:
-    from mammohybrid.inference.export import export_run
     from mammohybrid.inference.gradcam import overlay
 
 _LAZY = {
-    "export_run": "mammohybrid.inference.export",
     "overlay": "mammohybrid.inference.gradcam",
 }
 

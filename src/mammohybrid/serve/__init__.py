@@ -19,8 +19,8 @@ from mammohybrid.serve.security import AccessPolicy, new_token
 
 __all__ = ["AccessPolicy", "UploadLimits", "app_for_run", "new_token"]
 
-# Imported on first use: these modules import TensorFlow or the web extra (FastAPI), which the
-# other names of this package never need.
+# Imported on first use: the application needs the web extra (FastAPI), which the other names
+# of this package never need.
 if TYPE_CHECKING:
     from mammohybrid.serve.app import app_for_run
 
