@@ -15,7 +15,6 @@ so importing it must not import TensorFlow: ``gradcam`` (which does) is imported
 of its name here (``overlay``).
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from mammohybrid.inference.backends import GRADCAM_NEEDS_KERAS, GradCamUnavailableError
@@ -41,17 +40,13 @@ __all__ = [
     "overlay", "parse_strategies", "predictions_csv", "strategy_config",
 ]
 
-# Imported on first use: gradcam imports Keras (and TensorFlow with it), which the other names
-# of this package never need.
 if TYPE_CHECKING:
     from mammohybrid.inference.gradcam import overlay
 
-_LAZY = {
-    "overlay": "mammohybrid.inference.gradcam",
-}
 
+def __getattr__(attribute: str) -> Any:
+    if attribute == "overlay":  # imported on first use: gradcam imports Keras
+        from mammohybrid.inference.gradcam import overlay
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+        return overlay
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")

@@ -11,7 +11,6 @@ as a sortable table and ``predict``'s CSV; the run's configuration, threshold an
 - ``static/index.html``: the page, CSS and JavaScript inline, no external asset.
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from mammohybrid.serve.analysis import UploadLimits
@@ -19,17 +18,13 @@ from mammohybrid.serve.security import AccessPolicy, new_token
 
 __all__ = ["AccessPolicy", "UploadLimits", "app_for_run", "new_token"]
 
-# Imported on first use: the application needs the web extra (FastAPI), which the other names
-# of this package never need.
 if TYPE_CHECKING:
     from mammohybrid.serve.app import app_for_run
 
-_LAZY = {
-    "app_for_run": "mammohybrid.serve.app",
-}
 
+def __getattr__(attribute: str) -> Any:
+    if attribute == "app_for_run":  # imported on first use: needs FastAPI
+        from mammohybrid.serve.app import app_for_run
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+        return app_for_run
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
