@@ -44,9 +44,11 @@ lint: venv
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy src/mammohybrid
 
-# The whole suite, lint first (CI runs this).
+# The whole suite, lint first (CI runs this). Tests marked `alone` run afterwards, one process
+# with nothing beside it: beside another worker's tests they can run the machine out of memory.
 test: lint
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadgroup
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not alone"
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -m alone
 
 # The fast loop while editing: lint and every test not marked slow.
 check: lint

@@ -122,6 +122,7 @@ def test_logistic_head_run_exports_with_parity(toy_dataset, tiny_config, crops, 
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the export peaks near 18 GB (Keras' ONNX exporter, tf2onnx inside)
 def test_paper_architecture_exports_with_parity(crops, tmp_path, without_tensorflow) -> None:
     """ResNet50V2 + EfficientNetB7 at 229 px with random weights: a 350 MB ONNX file, and
     EfficientNet's Normalization layer, which must not become a graph input."""
